@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Whole-system ingest benchmark: builds vigil and bench/loadgen, starts Vigil on
+# 127.0.0.1 with a fresh data directory, sends N events over C connections,
+# and prints the load generator's report plus Vigil's peak RSS.
+#
+#   bench/ingest.sh [N] [C] [BATCH] [extra loadgen flags…]
+#   bench/ingest.sh 2000000 8 1000
+#   bench/ingest.sh 1000000 8 1000 -rate 60000     # latency at a fixed rate
+#
+# PROFILE=1 also writes a 20 s CPU profile of the server to bench/results/cpu.prof.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}; C=${2:-8}; BATCH=${3:-1000}; shift $(( $# < 3 ? $# : 3 )) || true
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/vigil" ./cmd/vigil
+go build -o "$work/loadgen" ./bench/loadgen
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+token=vgl_bench-token-$(date +%s%N)
+VIGIL_ADMIN_TOKEN=$token VIGIL_PPROF=${PROFILE:-} "$work/vigil" serve --listen 127.0.0.1:$port --data-dir "$work/data" >"$work/vigil.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+if [ -n "${PROFILE:-}" ]; then
+  mkdir -p bench/results
+  (sleep 8; curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/debug/pprof/profile?seconds=20" -o bench/results/cpu.prof) &
+  prof=$!
+fi
+"$work/loadgen" -url "http://127.0.0.1:$port" -token "$token" -n "$N" -c "$C" -batch "$BATCH" -progress 0 "$@"
+echo "vigil peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pid/status)"
+echo "events stored: $(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/events/count")"
+[ -n "${prof:-}" ] && wait "$prof"

@@ -1,0 +1,135 @@
+// Command vigil is Vigil's single binary: the server and its command-line
+// client.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the Vigil server (zero config: SQLite in ./vigil-data, 127.0.0.1:8080)", runServe},
+		{"send", "send NDJSON events from files or standard input", runSend},
+		{"search", "search events by field, IP or CIDR, time range and free text; count and top-N", runSearch},
+		{"tail", "print the latest events; -f follows new ones as they arrive", runTail},
+		{"demo", "send realistic traffic of a small web shop, including attacks", runDemo},
+		{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("vigil", version); return nil }},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "vigil: security event logging, detection and response in one binary.\n\nUsage: vigil COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'vigil COMMAND --help' for a command's flags.\n")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "vigil %s: %v\n", c.name, err)
+			return 2
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil %s: %v\n", c.name, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// usageError is a mistake in the command line (exit code 2).
+type usageError struct{ error }
+
+// newFlags returns a flag set whose errors are returned, not fatal.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vigil "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+// clientFlags are the flags of every command that talks to a server.
+type clientFlags struct {
+	server string
+	token  string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("VIGIL_URL")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&c.server, "server", def, "Vigil server URL (env VIGIL_URL)")
+	fs.StringVar(&c.token, "token", "", "API token (default: env VIGIL_TOKEN)")
+}
+
+func (c *clientFlags) resolveToken() (string, error) {
+	if c.token != "" {
+		return c.token, nil
+	}
+	if t := os.Getenv("VIGIL_TOKEN"); t != "" {
+		return t, nil
+	}
+	return "", usageError{errors.New("no token: set VIGIL_TOKEN (printed by 'vigil serve' on first start) or pass --token")}
+}
+
+func trimLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,137 @@
+package event
+
+import (
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// state is the working memory of one Parse, reused through a pool.
+type state struct {
+	scanner
+	lim  Limits
+	now  time.Time
+	out  []byte  // canonical bytes being written
+	ents []entry // stack of object entries being written
+	tmp  []byte
+	escs []byte // strings of Event that the canonical form escaped
+
+	// The fields of Event, as found.
+	refs     [numStrFields]strRef
+	related  []strRef
+	time     time.Time
+	addr     netip.Addr
+	severity int
+	status   int
+}
+
+// strRef locates a string of Event: bytes [start, end) of the canonical
+// bytes, or of escs when esc.
+type strRef struct {
+	start, end int32
+	set, esc   bool
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
+
+// maxKeep is the largest buffer a pooled state keeps between calls.
+const maxKeep = 64 << 10
+
+func (st *state) release() {
+	st.src = nil
+	if cap(st.out) > maxKeep || cap(st.strs) > maxKeep || cap(st.nodes) > maxKeep/32 {
+		return // let a state grown by a huge event go
+	}
+	statePool.Put(st)
+}
+
+// maxInput keeps offsets within int32.
+const maxInput = math.MaxInt32 / 2
+
+// withDefaults replaces zero or negative limits by DefaultLimits.
+func (lim Limits) withDefaults() Limits {
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = DefaultLimits.MaxBytes
+	}
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = DefaultLimits.MaxDepth
+	}
+	return lim
+}
+
+// Parse validates one event, a JSON object, and returns it with its canonical
+// bytes. now is the time of ingestion: it fills event.ingested, and
+// @timestamp when the event has none. A zero limit in lim means the one of
+// DefaultLimits.
+//
+// Errors are *SyntaxError (not a JSON object, with the byte offset),
+// *FieldError (a field breaks the schema; names the field) or *LimitError.
+// See docs/event-schema.md for the rules.
+func Parse(data []byte, lim Limits, now time.Time) (Event, error) {
+	lim = lim.withDefaults()
+	if len(data) > lim.MaxBytes || len(data) > maxInput {
+		return Event{}, &LimitError{What: "bytes", Size: len(data), Limit: min(lim.MaxBytes, maxInput)}
+	}
+	st := statePool.Get().(*state)
+	defer st.release()
+	st.reset(data, lim.MaxDepth)
+	st.lim = lim
+	st.now = now.UTC().Round(0)
+	st.out = st.out[:0]
+	st.ents = st.ents[:0]
+	st.related = st.related[:0]
+	st.escs = st.escs[:0]
+	st.refs = [numStrFields]strRef{}
+	st.time, st.addr, st.severity, st.status = time.Time{}, netip.Addr{}, 0, 0
+
+	root, err := st.top()
+	if err != nil {
+		return Event{}, err
+	}
+	if err := st.writeTop(root); err != nil {
+		return Event{}, err
+	}
+	if len(st.out) > lim.MaxBytes {
+		return Event{}, &LimitError{What: "canonical bytes", Size: len(st.out), Limit: lim.MaxBytes}
+	}
+	return st.event(), nil
+}
+
+// event returns the parsed Event, with its own copy of the canonical bytes.
+func (st *state) event() Event {
+	ev := Event{Time: st.time, SourceIP: st.addr, Severity: st.severity, Status: st.status}
+	ev.Canonical = make([]byte, len(st.out))
+	copy(ev.Canonical, st.out)
+
+	// Strings of Event share one copy of the canonical bytes.
+	var text string
+	need := len(st.related) > 0
+	for i := range st.refs {
+		if r := &st.refs[i]; r.set && !r.esc {
+			need = true
+			break
+		}
+	}
+	if need {
+		text = string(st.out)
+	}
+	get := func(r *strRef) string {
+		if r.esc {
+			return string(st.escs[r.start:r.end])
+		}
+		return text[r.start:r.end]
+	}
+	for i := range st.refs {
+		if r := &st.refs[i]; r.set {
+			*ev.strField(strField(i)) = get(r)
+		}
+	}
+	if len(st.related) > 0 {
+		ev.Related = make([]string, len(st.related))
+		for i := range st.related {
+			ev.Related[i] = get(&st.related[i])
+		}
+	}
+	return ev
+}

@@ -1,0 +1,48 @@
+// Package httperr writes Vigil's JSON error answers: every API error is a
+// status code and a body {"error": "...", ...} that names the problem.
+package httperr
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// Body is the JSON body of an error answer.
+type Body struct {
+	Error string `json:"error"`
+	// Lines names the bad lines of a batch (1-based), when there are any.
+	Lines []Line `json:"lines,omitempty"`
+	// RetryAfter repeats the Retry-After header in seconds for 429 and 503.
+	RetryAfter int `json:"retry_after,omitempty"`
+}
+
+// Line is one bad line of a batch.
+type Line struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// Write sends status with a JSON body.
+func Write(w http.ResponseWriter, status int, b Body) {
+	if b.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(b.RetryAfter))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(b)
+}
+
+// Msg sends status with the message msg.
+func Msg(w http.ResponseWriter, status int, msg string) {
+	Write(w, status, Body{Error: msg})
+}
+
+// JSON sends status with v encoded as JSON.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

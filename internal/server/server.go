@@ -1,0 +1,258 @@
+// Package server wires Vigil together: data directory, store, receivers, API,
+// metrics, and the HTTP server with graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilsec/vigil/internal/api"
+	"github.com/vigilsec/vigil/internal/auth"
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/httperr"
+	"github.com/vigilsec/vigil/internal/ingest"
+	"github.com/vigilsec/vigil/internal/store"
+	"github.com/vigilsec/vigil/internal/store/sqlite"
+)
+
+// Options are the start-up settings that do not belong in the config file.
+type Options struct {
+	// AdminToken, when set (VIGIL_ADMIN_TOKEN), becomes the admin token.
+	AdminToken string
+	// Out receives the one-time display of a generated admin token.
+	Out io.Writer
+	Log *slog.Logger
+	// Pprof mounts net/http/pprof under /debug/pprof/ (token required).
+	Pprof bool
+}
+
+// Server is a running Vigil.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    store.Store
+	tokens   *auth.Tokens
+	http     *http.Server
+	listener net.Listener
+	ready    atomic.Bool
+}
+
+// New prepares the data directory, opens the store and binds the listener.
+func New(cfg config.Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := PrepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.Load(filepath.Join(cfg.DataDir, "tokens.json"))
+	if err != nil {
+		return nil, err
+	}
+	if opts.AdminToken != "" {
+		if err := tokens.Add("admin", "admin", opts.AdminToken); err != nil {
+			return nil, fmt.Errorf("VIGIL_ADMIN_TOKEN: %w", err)
+		}
+	} else if tokens.Len() == 0 {
+		tok := auth.NewToken()
+		if err := tokens.Add("admin", "admin", tok); err != nil {
+			return nil, err
+		}
+		out := opts.Out
+		if out == nil {
+			out = os.Stdout
+		}
+		fmt.Fprintf(out, "\nAdmin token (shown once, stored hashed; keep it safe):\n\n    export VIGIL_TOKEN=%s\n\n", tok)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	commit := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "vigil_store_commit_seconds",
+		Help:    "Time to commit one group of batches durably.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	commitEvents := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "vigil_store_commit_events",
+		Help:    "Events per durable commit (group commit size).",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+	})
+	reg.MustRegister(commit, commitEvents)
+
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{
+		OnCommit: func(d time.Duration, n int) {
+			commit.Observe(d.Seconds())
+			commitEvents.Observe(float64(n))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	last, err := st.LastSeq(context.Background())
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_store_last_seq", Help: "Highest committed sequence number.",
+	}, func() float64 {
+		n, _ := st.LastSeq(context.Background())
+		return float64(n)
+	}))
+
+	s := &Server{cfg: cfg, log: log, store: st, tokens: tokens}
+	hub := api.NewHub(last)
+	in := ingest.NewHTTP(st, cfg.Ingest.Limits(), ingest.NewMetrics(reg))
+	in.OnCommit = hub.Publish
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/events", tokens.Require(in, in.CountUnauthorized))
+	(&api.Events{Store: st, Hub: hub}).Register(mux, s.requireToken)
+	mux.Handle("GET /metrics", s.requireToken(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	if opts.Pprof {
+		mux.Handle("/debug/pprof/", s.requireToken(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", s.requireToken(http.HandlerFunc(pprof.Profile)))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httperr.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httperr.Msg(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("field tls: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the base URL of the server.
+func (s *Server) URL() string {
+	if s.http.TLSConfig != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Run serves until ctx ends, then drains in-flight requests (each waits for
+// its batch to be durable), closes the store and returns.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.http.TLSConfig != nil {
+			err = s.http.ServeTLS(s.listener, "", "")
+		} else {
+			err = s.http.Serve(s.listener)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+		close(errc)
+	}()
+	s.ready.Store(true)
+	s.log.Info("vigil serving", "url", s.URL(), "data_dir", s.cfg.DataDir)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.ready.Store(false)
+	s.log.Info("vigil shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		s.log.Warn("drain did not finish in time", "err", err)
+		s.http.Close()
+	}
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	s.log.Info("vigil stopped")
+	return serveErr
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		httperr.Msg(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	if _, err := s.store.LastSeq(r.Context()); err != nil {
+		httperr.Msg(w, http.StatusServiceUnavailable, "store: "+err.Error())
+		return
+	}
+	httperr.JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return s.tokens.Require(next, nil)
+}
+
+// PrepareDataDir creates dir with mode 0700, or checks that an existing one
+// is not open to other users.
+func PrepareDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		return os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("data directory %s has mode %04o: other users could read security events; fix with: chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}

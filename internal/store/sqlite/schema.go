@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// migrations bring the schema from version i to version i+1. They run in
+// order, each in its own transaction, on Open; the version reached is kept in
+// meta under "schema_version". Never edit a released migration: add one.
+var migrations = []string{
+	// 1: the event log, its indexes, related objects, full-text search on
+	// message, consumer cursors.
+	`
+CREATE TABLE events(
+	seq        INTEGER PRIMARY KEY,
+	event_id   TEXT NOT NULL UNIQUE,
+	ts         INTEGER,  -- @timestamp, Unix nanoseconds
+	source_ip  BLOB,     -- 16-byte form, IPv4 as IPv4-mapped IPv6
+	user_name  TEXT,
+	user_id    TEXT,
+	action     TEXT,
+	category   TEXT,
+	outcome    TEXT,
+	method     TEXT,
+	path       TEXT,
+	status     INTEGER,
+	request_id TEXT,
+	service    TEXT,
+	message    TEXT,     -- content of events_fts
+	canonical  BLOB NOT NULL
+);
+-- Absent fields are stored as NULL and left out of the partial indexes, so an
+-- event without a user or a request id costs no insert in those indexes.
+-- "col = ?" implies "col IS NOT NULL", so equality queries use them.
+CREATE INDEX events_ts ON events(ts);
+CREATE INDEX events_source_ip ON events(source_ip) WHERE source_ip IS NOT NULL;
+CREATE INDEX events_user_name ON events(user_name) WHERE user_name IS NOT NULL;
+CREATE INDEX events_action ON events(action) WHERE action IS NOT NULL;
+CREATE INDEX events_path ON events(path) WHERE path IS NOT NULL;
+CREATE INDEX events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
+
+CREATE TABLE related(
+	obj TEXT NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY(obj, seq)
+) WITHOUT ROWID;
+
+-- External-content FTS4 index over events.message, docid = seq. Kept up to
+-- date by a trigger (no extra round trip from Go per event). To delete an
+-- event, delete it from events_fts first: FTS4 reads the old content.
+CREATE VIRTUAL TABLE events_fts USING fts4(content="events", message, tokenize=unicode61);
+CREATE TRIGGER events_fts_insert AFTER INSERT ON events WHEN new.message IS NOT NULL
+BEGIN
+	INSERT INTO events_fts(docid, message) VALUES (new.seq, new.message);
+END;
+
+CREATE TABLE cursors(
+	name TEXT PRIMARY KEY,
+	seq  INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// applicationID marks a SQLite file as a Vigil store ("VGIL").
+const applicationID = 0x5647494c
+
+// migrate creates or upgrades the schema on the writer connection.
+func migrate(c *sqlite3.SQLiteConn) error {
+	if _, err := c.Exec(`CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID`, nil); err != nil {
+		return fmt.Errorf("create meta table: %w", err)
+	}
+	version, err := queryInt(c, `SELECT coalesce((SELECT value FROM meta WHERE key = 'schema_version'), 0)`)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > int64(len(migrations)) {
+		return fmt.Errorf("database schema version %d is newer than this Vigil supports (%d)", version, len(migrations))
+	}
+	for v := version; v < int64(len(migrations)); v++ {
+		if err := runMigration(c, v+1, migrations[v]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+func runMigration(c *sqlite3.SQLiteConn, version int64, script string) (err error) {
+	if _, err := c.Exec("BEGIN IMMEDIATE", nil); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = c.Exec("ROLLBACK", nil)
+		}
+	}()
+	if _, err := c.Exec(script, nil); err != nil {
+		return err
+	}
+	if _, err := c.Exec(fmt.Sprintf("PRAGMA application_id = %d", applicationID), nil); err != nil {
+		return err
+	}
+	if _, err := c.Exec(`INSERT INTO meta(key, value) VALUES ('schema_version', ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, []driver.Value{version}); err != nil {
+		return err
+	}
+	_, err = c.Exec("COMMIT", nil)
+	return err
+}
+
+// queryInt runs a query returning one integer (NULL reads as 0).
+func queryInt(c *sqlite3.SQLiteConn, query string, args ...driver.Value) (int64, error) {
+	rows, err := c.Query(query, args)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	switch v := dest[0].(type) {
+	case nil:
+		return 0, nil
+	case int64:
+		return v, nil
+	default:
+		return 0, fmt.Errorf("unexpected %T from %q", v, query)
+	}
+}

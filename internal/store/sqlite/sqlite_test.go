@@ -1,0 +1,385 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/store"
+	"github.com/vigilsec/vigil/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dir string) store.Store {
+		return open(t, filepath.Join(dir, "vigil.db"))
+	})
+}
+
+// open opens a store at path; the caller closes it.
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return s
+}
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func testEvent(id string) event.Event {
+	return event.Event{
+		ID:        id,
+		Time:      time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		Action:    "authn_login_fail",
+		Message:   "login failed for " + id,
+		Canonical: []byte(`{"event":{"id":"` + id + `"}}`),
+	}
+}
+
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.db")
+	s := open(t, path)
+	defer s.Close()
+	if _, err := s.Append(context.Background(), []event.Event{testEvent("a")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"vigil.db", "vigil.db-wal", "vigil.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, mode)
+		}
+	}
+}
+
+func TestDurabilityPragmas(t *testing.T) {
+	s := openTemp(t)
+	// The writer goroutine is idle: nothing is queued.
+	for pragma, want := range map[string]int64{
+		"synchronous": 2, // FULL
+		"temp_store":  2, // MEMORY
+		"cache_size":  -128 * 1024,
+	} {
+		got, err := queryInt(s.w.conn, "PRAGMA "+pragma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %d, want %d", pragma, got, want)
+		}
+	}
+	mode, err := queryString(s.w.conn, "PRAGMA journal_mode")
+	if err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+// TestCrashKeepsCommitted copies the files of an open store (database and
+// WAL, not the shared-memory index), as a kill -9 would leave them, and
+// opens the copy.
+func TestCrashKeepsCommitted(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "vigil.db"))
+	defer s.Close()
+	var batch []event.Event
+	for i := range 500 {
+		batch = append(batch, testEvent(fmt.Sprintf("e%d", i)))
+	}
+	if _, err := s.Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCursor(context.Background(), "detect", 250); err != nil {
+		t.Fatal(err)
+	}
+
+	crash := t.TempDir()
+	for _, name := range []string{"vigil.db", "vigil.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crash, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := open(t, filepath.Join(crash, "vigil.db"))
+	defer c.Close()
+	if n, _ := c.LastSeq(context.Background()); n != 500 {
+		t.Fatalf("LastSeq after crash = %d, want 500", n)
+	}
+	if seq, _ := c.Cursor(context.Background(), "detect"); seq != 250 {
+		t.Fatalf("cursor after crash = %d, want 250", seq)
+	}
+	if recs, err := c.Search(context.Background(), store.Query{Text: "e499"}); err != nil || len(recs) != 1 || recs[0].Seq != 500 {
+		t.Fatalf("full-text search after crash = %v, %v", recs, err)
+	}
+}
+
+// TestKilledProcessKeepsAcknowledged runs a child process that appends and
+// reports each acknowledged sequence number, kills it with SIGKILL in the
+// middle of its work, and checks every acknowledged event is in the store.
+func TestKilledProcessKeepsAcknowledged(t *testing.T) {
+	if os.Getenv("VIGIL_SQLITE_CHILD") != "" {
+		childAppend(os.Getenv("VIGIL_SQLITE_CHILD"))
+		return
+	}
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledProcessKeepsAcknowledged$")
+	cmd.Env = append(os.Environ(), "VIGIL_SQLITE_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked uint64
+	lines := bufio.NewScanner(out)
+	for n := 0; n < 20 && lines.Scan(); n++ {
+		if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
+			t.Fatalf("child said %q", lines.Text())
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, out)
+	_ = cmd.Wait()
+	if acked == 0 {
+		t.Fatal("the child acknowledged nothing")
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	last, err := s.LastSeq(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last < acked {
+		t.Fatalf("LastSeq after kill = %d, but %d was acknowledged", last, acked)
+	}
+	n, err := s.Count(context.Background(), store.Query{})
+	if err != nil || uint64(n) != last {
+		t.Fatalf("Count after kill = %d, %v; want %d (gap-free)", n, err, last)
+	}
+	t.Logf("acknowledged %d, found %d after SIGKILL", acked, last)
+}
+
+func childAppend(path string) {
+	s, err := Open(path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for b := 0; ; b++ {
+		batch := make([]event.Event, 100)
+		for i := range batch {
+			batch[i] = testEvent(fmt.Sprintf("b%d-%d", b, i))
+		}
+		res, err := s.Append(context.Background(), batch)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(res.Seqs[len(res.Seqs)-1])
+	}
+}
+
+// TestFailedTransaction checks that when a grouped transaction fails, every
+// request in it gets the error, nothing of it is stored and the next
+// sequence number is not advanced.
+func TestFailedTransaction(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, []event.Event{testEvent("first")}); err != nil {
+		t.Fatal(err)
+	}
+	// Make inserting one particular event fail inside SQLite.
+	poison(t, s.path, `CREATE TRIGGER poison BEFORE INSERT ON events WHEN new.event_id = 'poison'
+		BEGIN SELECT RAISE(ABORT, 'poisoned'); END`)
+
+	// Build the group by hand: the writer goroutine is idle (nothing
+	// queued), and commit is what it runs for each group.
+	good := &request{ctx: ctx, events: []event.Event{testEvent("good1"), testEvent("good2")}, reply: make(chan reply, 1)}
+	cur := &request{ctx: ctx, cursor: "detect", cursorSeq: 1, reply: make(chan reply, 1)}
+	bad := &request{ctx: ctx, events: []event.Event{testEvent("poison")}, reply: make(chan reply, 1)}
+	s.commit([]*request{good, cur, bad})
+	for _, r := range []*request{good, cur, bad} {
+		if rep := <-r.reply; rep.err == nil || !strings.Contains(rep.err.Error(), "poisoned") {
+			t.Errorf("request answered %v, want the transaction's error", rep.err)
+		}
+	}
+	if n, _ := s.LastSeq(ctx); n != 1 {
+		t.Errorf("LastSeq = %d after a failed transaction, want 1", n)
+	}
+	if seq, _ := s.Cursor(ctx, "detect"); seq != 0 {
+		t.Errorf("cursor saved by a failed transaction: %d", seq)
+	}
+	res, err := s.Append(ctx, []event.Event{testEvent("good1"), testEvent("good3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Seqs, []uint64{2, 3}) || res.Duplicates != 0 {
+		t.Errorf("Append after a failed transaction = %v, %d duplicates; want [2 3], 0", res.Seqs, res.Duplicates)
+	}
+	if _, err := s.Append(ctx, []event.Event{testEvent("poison")}); err == nil {
+		t.Error("the poisoned event was stored")
+	}
+}
+
+// poison runs DDL on the database through a connection of its own.
+func poison(t *testing.T, path, ddl string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(ddl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvalidEvents(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	noID := testEvent("")
+	noBytes := testEvent("x")
+	noBytes.Canonical = nil
+	for _, batch := range [][]event.Event{{testEvent("ok"), noID}, {noBytes}} {
+		if _, err := s.Append(ctx, batch); err == nil {
+			t.Errorf("Append(%+v) succeeded", batch)
+		}
+	}
+	if n, _ := s.LastSeq(ctx); n != 0 {
+		t.Errorf("a refused batch was partly stored: LastSeq = %d", n)
+	}
+}
+
+func TestTextWithoutWords(t *testing.T) {
+	s := openTemp(t)
+	for _, text := range []string{"!!!", `"" - ()`, " "} {
+		_, err := s.Search(context.Background(), store.Query{Text: text})
+		if err == nil || !strings.Contains(err.Error(), "no words") {
+			t.Errorf("Search(Text: %q) = %v, want an error saying it has no words", text, err)
+		}
+	}
+	long := strings.Repeat("word ", maxTextWords+1)
+	if _, err := s.Search(context.Background(), store.Query{Text: long}); err == nil {
+		t.Errorf("Search with %d words succeeded", maxTextWords+1)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	s := open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	poison(t, path, `UPDATE meta SET value = 99 WHERE key = 'schema_version'`)
+	if s, err := Open(path, Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open of a database from a newer Vigil succeeded")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open: %v; want an error saying the schema is newer", err)
+	}
+}
+
+func TestCancelWhileQueueFull(t *testing.T) {
+	full := &Store{queue: make(chan *request)} // nobody receives
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := full.enqueue(ctx, &request{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("enqueue on a full queue = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestQueryPlans checks the common queries use an index rather than scan
+// the events table.
+func TestQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	now := time.Now()
+	for _, tc := range []struct {
+		q    store.Query
+		want string
+	}{
+		{store.Query{SourceIP: prefix("203.0.113.7/32")}, "INDEX events_source_ip"},
+		{store.Query{SourceIP: prefix("203.0.113.0/24")}, "INDEX events_source_ip"},
+		{store.Query{UserName: "alice"}, "INDEX events_user_name"},
+		{store.Query{Action: "authn_login_fail"}, "INDEX events_action"},
+		{store.Query{RequestID: "req-1"}, "INDEX events_request_id"},
+		{store.Query{Path: "/login"}, "INDEX events_path"},
+		{store.Query{From: now.Add(-time.Hour), To: now}, "INDEX events_ts"},
+		{store.Query{Related: "user:alice"}, "related USING PRIMARY KEY"},
+		{store.Query{Text: "failed"}, "VIRTUAL TABLE INDEX"},
+		{store.Query{AfterSeq: 100}, "USING INTEGER PRIMARY KEY"},
+		{store.Query{UserName: "alice", AfterSeq: 100}, "INDEX events_user_name"},
+		{store.Query{UserName: "alice", Desc: true, BeforeSeq: 100}, "INDEX events_user_name"},
+	} {
+		where, args, err := buildWhere(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, query := range []string{
+			"SELECT seq, canonical FROM events" + where + " ORDER BY seq LIMIT 100",
+			"SELECT count(*) FROM events" + where,
+		} {
+			plan := explain(t, s, query, args)
+			t.Logf("%s\n%s", query, plan)
+			if strings.Contains(plan, "SCAN events\n") {
+				t.Errorf("%+v: plan of %s\n%s\nscans the whole table", tc.q, query, plan)
+			}
+			if !strings.Contains(plan, tc.want) {
+				t.Errorf("%+v: plan of %s\n%s\ndoes not use %s", tc.q, query, plan, tc.want)
+			}
+		}
+	}
+}
+
+func prefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func explain(t *testing.T, s *Store, query string, args []any) string {
+	t.Helper()
+	rows, err := s.db.Query("EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  %s\n", detail)
+	}
+	return b.String()
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs Vigil's whole test suite. The README's second quick-start command and
+# .ci/run both call this script. It installs nothing today beyond Go modules;
+# tests that need outside programs check for them and say how to install them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null; then
+  echo "test.sh: Go is not installed (need Go 1.26 or later)" >&2
+  exit 1
+fi
+if ! command -v gcc >/dev/null; then
+  echo "test.sh: gcc is needed for the SQLite driver (cgo): apt-get install gcc" >&2
+  exit 1
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+# -race covers the concurrent packages; the fuzz seed corpora run as tests.
+go test -count=1 -race -timeout 15m ./...
