@@ -92,13 +92,33 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	_, err := parseArgs(fs, args)
+	return err
+}
+
+// parseArgs parses flags that may stand before, between or after the
+// positional words ("vigil search bad password --limit 3") and returns the
+// words. Everything after "--" is a word.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
 		}
-		return usageError{err}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(words, rest...), nil
+		}
+		if len(rest) == 0 {
+			return words, nil
+		}
+		words = append(words, rest[0])
+		args = rest[1:]
 	}
-	return nil
 }
 
 // clientFlags are the flags of every command that talks to a server.

@@ -85,14 +85,15 @@ func runSearch(args []string, stdout, stderr io.Writer) error {
 	count := fs.Bool("count", false, "print only the number of matching events")
 	top := fs.String("top", "", "print the most frequent values of FIELD (source.ip, user.name, event.action, url.path, …)")
 	n := fs.Int("n", 10, "number of values for --top")
-	if err := parseFlags(fs, args); err != nil {
+	words, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	tok, err := cf.resolveToken()
 	if err != nil {
 		return err
 	}
-	v, err := ff.values(fs.Args())
+	v, err := ff.values(words)
 	if err != nil {
 		return err
 	}
@@ -219,14 +220,15 @@ func runTail(args []string, stdout, stderr io.Writer) error {
 	follow := fs.Bool("f", false, "follow: keep printing new events as they are stored")
 	n := fs.Int("n", 10, "number of latest events to print first")
 	asJSON := fs.Bool("json", false, "print NDJSON")
-	if err := parseFlags(fs, args); err != nil {
+	words, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	tok, err := cf.resolveToken()
 	if err != nil {
 		return err
 	}
-	v, err := ff.values(fs.Args())
+	v, err := ff.values(words)
 	if err != nil {
 		return err
 	}

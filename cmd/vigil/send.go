@@ -27,7 +27,8 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	cf.register(fs)
 	batch := fs.Int("batch", 5000, "events per request")
-	if err := parseFlags(fs, args); err != nil {
+	files, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	if *batch < 1 || *batch > 100000 {
@@ -40,7 +41,6 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	c := client.New(cf.server, tok)
 	ctx, stop := signalContext()
 	defer stop()
-	files := fs.Args()
 	if len(files) == 0 {
 		files = []string{"-"}
 	}

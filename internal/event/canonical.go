@@ -229,7 +229,7 @@ func (st *state) writeSynth(s int) {
 	case synthID:
 		start := len(st.out) + 1
 		st.out = append(st.out, '"')
-		st.out = appendNewID(st.out)
+		st.out = appendID(st.out, time.Now(), st.rand.next())
 		st.out = append(st.out, '"')
 		st.refs[fieldID] = strRef{start: int32(start), end: int32(len(st.out) - 1), set: true}
 	case synthKind:

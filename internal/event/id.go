@@ -11,16 +11,19 @@ import (
 // lowercase hex and dashes. IDs made later sort after earlier ones, to the
 // millisecond.
 func NewID() string {
-	return string(appendNewID(nil))
+	var r [10]byte
+	rand.Read(r[:])
+	var b [36]byte
+	return string(appendID(b[:0], time.Now(), &r))
 }
 
-// appendNewID appends a new ID to dst.
-func appendNewID(dst []byte) []byte {
+// appendID appends the UUIDv7 for time t and 10 random bytes to dst.
+func appendID(dst []byte, t time.Time, r *[10]byte) []byte {
 	var u [16]byte
 	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(time.Now().UnixMilli()))
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
 	copy(u[:6], ms[2:])
-	rand.Read(u[6:])
+	copy(u[6:], r[:])
 	u[6] = u[6]&0x0f | 0x70 // version 7
 	u[8] = u[8]&0x3f | 0x80 // variant 10
 	const hex = "0123456789abcdef"
@@ -31,4 +34,21 @@ func appendNewID(dst []byte) []byte {
 		dst = append(dst, hex[c>>4], hex[c&15])
 	}
 	return dst
+}
+
+// randomBytes hands out random bytes read from crypto/rand in blocks: one
+// system call for many IDs.
+type randomBytes struct {
+	buf [400]byte
+	pos int
+}
+
+func (rb *randomBytes) next() *[10]byte {
+	if rb.pos == 0 || rb.pos+10 > len(rb.buf) {
+		rand.Read(rb.buf[:])
+		rb.pos = 0
+	}
+	r := (*[10]byte)(rb.buf[rb.pos : rb.pos+10])
+	rb.pos += 10
+	return r
 }

@@ -16,6 +16,7 @@ type state struct {
 	ents []entry // stack of object entries being written
 	tmp  []byte
 	escs []byte // strings of Event that the canonical form escaped
+	rand randomBytes
 
 	// The fields of Event, as found.
 	refs     [numStrFields]strRef

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -39,8 +40,12 @@ func BenchmarkExp(b *testing.B) {
 			for _, c := range []string{"source_ip", "user_name", "request_id"} {
 				m = strings.Replace(m, "ON events("+c+")", "ON events(seq >> 16, "+c+")", 1)
 			}
-		case "page8k":
-			m = "PRAGMA page_size = 8192; " + m
+		case "page8k", "page16k", "page32k", "page64k":
+			kb := map[string]string{"page8k": "8192", "page16k": "16384", "page32k": "32768", "page64k": "65536"}[part]
+			n, _ := strconv.Atoi(kb)
+			old := pageSize
+			pageSize = n
+			defer func() { pageSize = old }()
 		case "noidx":
 			drop("CREATE INDEX")
 		case "norandidx":

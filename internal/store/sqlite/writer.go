@@ -15,6 +15,9 @@ import (
 	"github.com/vigilsec/vigil/internal/store"
 )
 
+// pageSize is the page size of new databases.
+var pageSize = 4096
+
 // maxSeq is the largest sequence number SQLite's INTEGER PRIMARY KEY holds.
 const maxSeq = math.MaxInt64
 
@@ -152,6 +155,10 @@ func (w *writer) init(cacheMB int) error {
 	// mode could leave the driver's compiled-in WAL default (NORMAL).
 	// FULL in WAL mode fsyncs the WAL at every commit: an acknowledged event
 	// survives a power failure, not just a process crash.
+	// page_size only takes effect on a new database, before WAL mode.
+	if _, err := w.conn.Exec(fmt.Sprintf("PRAGMA page_size = %d", pageSize), nil); err != nil {
+		return fmt.Errorf("set page size: %w", err)
+	}
 	mode, err := queryString(w.conn, "PRAGMA journal_mode = WAL")
 	if err != nil {
 		return fmt.Errorf("set WAL mode: %w", err)

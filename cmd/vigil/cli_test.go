@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/server"
+)
+
+const cliToken = "vgl_cli-test-token-0123456789"
+
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	srv, err := server.New(cfg, server.Options{AdminToken: cliToken, Out: io.Discard, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv("VIGIL_URL", srv.URL())
+	t.Setenv("VIGIL_TOKEN", cliToken)
+	return srv.URL()
+}
+
+func vigil(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestCLISendSearch(t *testing.T) {
+	startServer(t)
+	file := filepath.Join(t.TempDir(), "events.ndjson")
+	os.WriteFile(file, []byte(`{"event":{"id":"a1","action":"authn_login_fail"},"source":{"ip":"203.0.113.50"},"user":{"name":"carol"},"message":"login failed for carol: bad password"}
+{"event":{"id":"a2","action":"authn_login_success"},"source":{"ip":"203.0.113.50"},"user":{"name":"carol"},"message":"login ok for carol"}
+{"event":{"id":"a3","action":"sys_config_change"},"user":{"name":"dave"},"message":"dave turned off mfa.required"}
+`), 0o600)
+	out, errs, code := vigil(t, "send", file)
+	if code != 0 || !strings.Contains(out, "3 stored") {
+		t.Fatalf("send: %d %q %q", code, out, errs)
+	}
+	checks := []struct {
+		args []string
+		want []string
+		not  []string
+	}{
+		{[]string{"search", "--ip", "203.0.113.0/24"}, []string{"carol", "authn_login_fail", "authn_login_success"}, []string{"dave"}},
+		{[]string{"search", "--user", "dave"}, []string{"sys_config_change"}, []string{"carol"}},
+		{[]string{"search", "password", "--limit", "5"}, []string{"bad password"}, []string{"login ok"}},
+		{[]string{"search", "--count", "--user", "carol"}, []string{"2\n"}, nil},
+		{[]string{"search", "--top", "user.name"}, []string{"carol", "2"}, nil},
+		{[]string{"search", "--json", "--action", "sys_config_change"}, []string{`"seq":3`, `"id":"a3"`}, nil},
+		{[]string{"tail", "-n", "1"}, []string{"dave"}, []string{"carol"}},
+	}
+	for _, c := range checks {
+		out, errs, code := vigil(t, c.args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d: %s", c.args, code, errs)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", c.args, w, out)
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(out, w) {
+				t.Errorf("%v: output has %q:\n%s", c.args, w, out)
+			}
+		}
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	startServer(t)
+	bad := filepath.Join(t.TempDir(), "bad.ndjson")
+	os.WriteFile(bad, []byte("{\"message\":\"ok\"}\n\n{\"message\": nope}\n"), 0o600)
+	_, errs, code := vigil(t, "send", bad)
+	if code != 1 || !strings.Contains(errs, "bad.ndjson:3:") {
+		t.Errorf("send of a bad line: exit %d, %q: want the file and line 3", code, errs)
+	}
+	if _, errs, code := vigil(t, "search", "--nope"); code != 2 || !strings.Contains(errs, "nope") {
+		t.Errorf("unknown flag: exit %d %q", code, errs)
+	}
+	if _, errs, code := vigil(t, "search", "--where", "colour=red"); code != 1 || !strings.Contains(errs, `unknown parameter "colour"`) {
+		t.Errorf("unknown field: exit %d %q", code, errs)
+	}
+	if _, _, code := vigil(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	t.Setenv("VIGIL_TOKEN", "vgl_not-the-right-token-xxxxxx")
+	if _, errs, code := vigil(t, "search"); code != 1 || !strings.Contains(errs, "401") {
+		t.Errorf("wrong token: exit %d %q", code, errs)
+	}
+	for _, cmd := range []string{"serve", "send", "search", "tail", "demo"} {
+		if _, errs, code := vigil(t, cmd, "--help"); code != 0 || !strings.Contains(errs, "Usage: vigil "+cmd) {
+			t.Errorf("%s --help: exit %d %q", cmd, code, errs)
+		}
+	}
+}
+
+func TestCLIDemo(t *testing.T) {
+	startServer(t)
+	out, errs, code := vigil(t, "demo", "--seed", "7")
+	if code != 0 || !strings.Contains(out, "stored") {
+		t.Fatalf("demo: %d %q %q", code, out, errs)
+	}
+	out, _, _ = vigil(t, "search", "--action", "authn_login_fail", "--top", "source.ip", "-n", "1")
+	if !strings.Contains(out, "203.0.113.66") {
+		t.Errorf("brute-force source is not the top failing IP:\n%s", out)
+	}
+	out, _, _ = vigil(t, "search", "--path", "/.env", "--count")
+	if strings.TrimSpace(out) == "0" {
+		t.Errorf("no scanner probe of /.env")
+	}
+}
