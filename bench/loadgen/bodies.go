@@ -357,7 +357,7 @@ func (g bodyGen) appendEvent(buf []byte, rng *rand.Rand, seq uint64) []byte {
 	e.Event.Duration = int64(2*time.Millisecond) + rng.Int64N(int64(300*time.Millisecond))
 
 	if rng.IntN(10) == 0 {
-		e.Source.IP = fmt.Sprintf("2001:db8:%x:%x::%x", rng.IntN(1<<16), rng.IntN(1<<16), 1+rng.IntN(1<<16))
+		e.Source.IP = fmt.Sprintf("2001:db8:%x:%x::%x", rng.IntN(1<<16), rng.IntN(1<<16), 1+rng.IntN(1<<16-1))
 	} else {
 		e.Source.IP = lgNets[rng.IntN(len(lgNets))] + strconv.Itoa(1+rng.IntN(254))
 	}

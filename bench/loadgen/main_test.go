@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilsec/vigil/internal/event"
 )
 
 func TestEventsURL(t *testing.T) {
@@ -600,6 +602,20 @@ func TestTextReport(t *testing.T) {
 	for _, want := range []string{"accepted:     10", "errors:       3 (400: 2, 500: 1)", "p50 1.50ms", "stopped:      completed"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestBodiesAreValidEvents checks that Vigil's own parser accepts every
+// generated event, so a benchmark never measures refusals.
+func TestBodiesAreValidEvents(t *testing.T) {
+	g := bodyGen{runID: "00112233aabbccdd", seed: 3, size: 400, base: time.Now()}
+	for k := int64(0); k < 20; k++ {
+		body, _ := g.batch(k, 1000, 1000, false)
+		for i, line := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+			if _, err := event.Parse(line, event.DefaultLimits, time.Now()); err != nil {
+				t.Fatalf("batch %d line %d: %v\n%s", k, i+1, err, line)
+			}
 		}
 	}
 }
