@@ -49,6 +49,7 @@ type Server struct {
 	tokens   *auth.Tokens
 	http     *http.Server
 	listener net.Listener
+	useTLS   bool
 	ready    atomic.Bool
 }
 
@@ -162,6 +163,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("field tls: %w", err)
 		}
 		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.useTLS = true
 	}
 	return s, nil
 }
@@ -171,7 +173,7 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // URL is the base URL of the server.
 func (s *Server) URL() string {
-	if s.http.TLSConfig != nil {
+	if s.useTLS {
 		return "https://" + s.Addr()
 	}
 	return "http://" + s.Addr()
@@ -186,7 +188,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		var err error
-		if s.http.TLSConfig != nil {
+		if s.useTLS {
 			err = s.http.ServeTLS(s.listener, "", "")
 		} else {
 			err = s.http.Serve(s.listener)
