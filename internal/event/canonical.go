@@ -18,7 +18,7 @@ import (
 // Known fields are validated as they are written.
 
 type entry struct {
-	pfx    uint64 // sort prefix: see setPrefix
+	pfx    uint64 // sort prefix: see setKey
 	k0, k1 int32  // what is left of the key: bytes [k0, k1) of the input, or of strs when esc
 	seg    int32  // length of the first segment of the key
 	node   int32  // value node, or ^s for the synthetic field s

@@ -449,3 +449,20 @@ func TestSplitArray(t *testing.T) {
 		t.Errorf("deep array: %v, element of %d bytes", err, n)
 	}
 }
+
+func TestParseIPv4(t *testing.T) {
+	for _, s := range []string{
+		"1.2.3.4", "0.0.0.0", "255.255.255.255", "203.0.113.7", "10.0.0.01", "01.2.3.4",
+		"256.1.1.1", "1.2.3", "1.2.3.4.", ".1.2.3", "1..2.3", "1.2.3.4.5", "", "1.2.3.a",
+		"1.2.3.4 ", "1234.1.1.1", "::1", "::ffff:1.2.3.4",
+	} {
+		want, err := netip.ParseAddr(s)
+		got, ok := parseIPv4([]byte(s))
+		if ok && (err != nil || got != want) {
+			t.Errorf("parseIPv4(%q) = %v, netip.ParseAddr gives %v, %v", s, got, want, err)
+		}
+		if !ok && err == nil && want.Is4() && want.String() == s {
+			t.Errorf("parseIPv4(%q) refused a canonical IPv4 address", s)
+		}
+	}
+}

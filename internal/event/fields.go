@@ -410,14 +410,48 @@ func leafIP(st *state, f *schema, ni int32) error {
 		return st.typeErr(f, n.kind)
 	}
 	b := st.str(n)
-	addr, err := netip.ParseAddr(string(b))
-	if err != nil {
-		return st.fieldErr(quoteValue(b) + " is not an IP address")
+	addr, ok := parseIPv4(b)
+	if !ok {
+		var err error
+		if addr, err = netip.ParseAddr(string(b)); err != nil {
+			return st.fieldErr(quoteValue(b) + " is not an IP address")
+		}
 	}
 	st.addr = addr
 	st.tmp = addr.AppendTo(st.tmp[:0])
 	st.writeStr(st.tmp, fieldNone)
 	return nil
+}
+
+// parseIPv4 parses a dotted-quad IPv4 address in its canonical form (no
+// leading zeros), the common case, without allocating; anything else is left
+// to netip.ParseAddr.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var ip [4]byte
+	k, v, digits := 0, 0, 0
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits > 0 && v == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			v = v*10 + int(c-'0')
+			digits++
+			if v > 255 {
+				return netip.Addr{}, false
+			}
+		case c == '.' && digits > 0 && k < 3 && i < len(b)-1:
+			ip[k] = byte(v)
+			k, v, digits = k+1, 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if k != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	ip[3] = byte(v)
+	return netip.AddrFrom4(ip), true
 }
 
 // Times outside years 0 to 9999 have no RFC 3339 form.

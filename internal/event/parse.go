@@ -105,33 +105,39 @@ func (st *state) event() Event {
 	ev.Canonical = make([]byte, len(st.out))
 	copy(ev.Canonical, st.out)
 
-	// Strings of Event share one copy of the canonical bytes.
-	var text string
-	need := len(st.related) > 0
-	for i := range st.refs {
-		if r := &st.refs[i]; r.set && !r.esc {
-			need = true
-			break
-		}
-	}
-	if need {
-		text = string(st.out)
-	}
-	get := func(r *strRef) string {
+	// The strings of Event share one allocation, which holds just them.
+	bytesOf := func(r *strRef) []byte {
 		if r.esc {
-			return string(st.escs[r.start:r.end])
+			return st.escs[r.start:r.end]
 		}
-		return text[r.start:r.end]
+		return st.out[r.start:r.end]
+	}
+	buf := st.tmp[:0]
+	for i := range st.refs {
+		if r := &st.refs[i]; r.set {
+			buf = append(buf, bytesOf(r)...)
+		}
+	}
+	for i := range st.related {
+		buf = append(buf, bytesOf(&st.related[i])...)
+	}
+	st.tmp = buf
+	text := string(buf)
+	next := func(r *strRef) string {
+		n := int(r.end - r.start)
+		s := text[:n]
+		text = text[n:]
+		return s
 	}
 	for i := range st.refs {
 		if r := &st.refs[i]; r.set {
-			*ev.strField(strField(i)) = get(r)
+			*ev.strField(strField(i)) = next(r)
 		}
 	}
 	if len(st.related) > 0 {
 		ev.Related = make([]string, len(st.related))
 		for i := range st.related {
-			ev.Related[i] = get(&st.related[i])
+			ev.Related[i] = next(&st.related[i])
 		}
 	}
 	return ev
