@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -32,7 +34,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Record, erro
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
-	where, args, err := buildWhere(q)
+	f, err := s.filter(q)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -40,12 +42,27 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Record, erro
 	if q.Desc {
 		order = "DESC"
 	}
-	query := "SELECT seq, canonical FROM events" + where + " ORDER BY seq " + order + " LIMIT ?"
-	recs, err := s.records(ctx, query, append(args, clampLimit(q.Limit))...)
+	limit := clampLimit(q.Limit)
+	query := "SELECT seq, canonical FROM events" + f.where + " ORDER BY seq " + order + " LIMIT " + f.next()
+	var out []store.Record
+	err = s.each(ctx, f, query, q.Desc, func(rows *sql.Rows) (bool, error) {
+		for rows.Next() {
+			var (
+				seq int64
+				r   store.Record
+			)
+			if err := rows.Scan(&seq, &r.Canonical); err != nil {
+				return false, err
+			}
+			r.Seq = uint64(seq)
+			out = append(out, r)
+		}
+		return len(out) < limit, rows.Err()
+	}, func() any { return limit - len(out) })
 	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return nil, fmt.Errorf("search: %w", s.closedErr(err))
 	}
-	return recs, nil
+	return out, nil
 }
 
 // Count returns how many events match q.
@@ -53,15 +70,77 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int64, error) {
 	if err := s.readable(ctx); err != nil {
 		return 0, err
 	}
-	where, args, err := buildWhere(q)
+	f, err := s.filter(q)
 	if err != nil {
 		return 0, fmt.Errorf("count: %w", err)
 	}
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM events"+where, args...).Scan(&n); err != nil {
+	var total int64
+	err = s.each(ctx, f, "SELECT count(*) FROM events"+f.where, false, func(rows *sql.Rows) (bool, error) {
+		for rows.Next() {
+			var n int64
+			if err := rows.Scan(&n); err != nil {
+				return false, err
+			}
+			total += n
+		}
+		return true, rows.Err()
+	}, nil)
+	if err != nil {
 		return 0, fmt.Errorf("count: %w", s.closedErr(err))
 	}
-	return n, nil
+	return total, nil
+}
+
+// each runs query once, or, when f is segmented, once per segment in seq
+// order (reversed when desc) with the segment bound to ?1, until scan says
+// to stop. extra, when set, gives one more argument for each run (the
+// LIMIT still wanted).
+func (s *Store) each(ctx context.Context, f filter, query string, desc bool,
+	scan func(*sql.Rows) (more bool, err error), extra func() any) error {
+	args := f.args
+	if extra != nil {
+		args = append(args[:len(args):len(args)], nil)
+	}
+	run := func(q func(...any) (*sql.Rows, error)) (bool, error) {
+		if extra != nil {
+			args[len(args)-1] = extra()
+		}
+		rows, err := q(args...)
+		if err != nil {
+			return false, err
+		}
+		defer rows.Close()
+		return scan(rows)
+	}
+	if !f.segmented {
+		_, err := run(func(a ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, query, a...) })
+		return err
+	}
+	if f.lo > f.hi {
+		return nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stmt, err := conn.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := f.lo; i <= f.hi; i++ {
+		seg := i
+		if desc {
+			seg = f.hi - (i - f.lo)
+		}
+		args[0] = int64(seg)
+		more, err := run(func(a ...any) (*sql.Rows, error) { return stmt.QueryContext(ctx, a...) })
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // groupColumns maps store.GroupFields to columns.
@@ -100,48 +179,82 @@ func (s *Store) Top(ctx context.Context, q store.Query, field string, n int) ([]
 		n = DefaultTop
 	}
 	n = min(n, MaxTop)
-	where, args, err := buildWhere(q)
+	f, err := s.filter(q)
 	if err != nil {
 		return nil, fmt.Errorf("top %s: %w", field, err)
 	}
+	where := f.where
 	if where == "" {
 		where = " WHERE "
 	} else {
 		where += " AND "
 	}
-	query := "SELECT " + col + ", count(*) AS n FROM events" + where + col + " IS NOT NULL GROUP BY " +
-		col + " ORDER BY n DESC, " + col + " ASC LIMIT ?"
-	rows, err := s.db.QueryContext(ctx, query, append(args, n)...)
+	query := "SELECT " + col + ", count(*) AS n FROM events" + where + col + " IS NOT NULL GROUP BY " + col
+	if !f.segmented {
+		// SQLite orders and cuts: a field with millions of values stays
+		// in SQLite.
+		query += " ORDER BY n DESC, " + col + " ASC LIMIT " + f.next()
+	}
+	var limit func() any
+	if !f.segmented {
+		limit = func() any { return n }
+	}
+	counts := map[any]int64{}
+	var order []any // values in the order SQLite returned them
+	err = s.each(ctx, f, query, false, func(rows *sql.Rows) (bool, error) {
+		for rows.Next() {
+			var (
+				v any
+				n int64
+			)
+			if err := rows.Scan(&v, &n); err != nil {
+				return false, err
+			}
+			if b, ok := v.([]byte); ok {
+				v = string(b) // comparable; sorts like the blob
+			}
+			if _, seen := counts[v]; !seen {
+				order = append(order, v)
+			}
+			counts[v] += n
+		}
+		return true, rows.Err()
+	}, limit)
 	if err != nil {
 		return nil, fmt.Errorf("top %s: %w", field, s.closedErr(err))
 	}
-	defer rows.Close()
-	var out []store.Bucket
-	for rows.Next() {
-		var (
-			v any
-			b store.Bucket
-		)
-		if err := rows.Scan(&v, &b.Count); err != nil {
-			return nil, fmt.Errorf("top %s: %w", field, err)
-		}
-		switch v := v.(type) {
-		case []byte: // source_ip
-			if len(v) != 16 {
-				return nil, fmt.Errorf("top %s: stored address has %d bytes", field, len(v))
+	if f.segmented {
+		// Added up over segments: order as SQLite does, count then value.
+		slices.SortFunc(order, func(a, b any) int {
+			if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+				return c
 			}
-			b.Value = netip.AddrFrom16([16]byte(v)).Unmap().String()
+			if x, ok := a.(int64); ok {
+				return cmp.Compare(x, b.(int64))
+			}
+			return strings.Compare(a.(string), b.(string))
+		})
+		order = order[:min(n, len(order))]
+	}
+	out := make([]store.Bucket, 0, len(order))
+	for _, v := range order {
+		b := store.Bucket{Count: counts[v]}
+		switch v := v.(type) {
 		case string:
-			b.Value = v
+			if col == "source_ip" {
+				if len(v) != 16 {
+					return nil, fmt.Errorf("top %s: stored address has %d bytes", field, len(v))
+				}
+				b.Value = netip.AddrFrom16([16]byte([]byte(v))).Unmap().String()
+			} else {
+				b.Value = v
+			}
 		case int64:
 			b.Value = strconv.FormatInt(v, 10)
 		default:
 			return nil, fmt.Errorf("top %s: unexpected %T", field, v)
 		}
 		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("top %s: %w", field, s.closedErr(err))
 	}
 	return out, nil
 }
@@ -203,38 +316,75 @@ func clampLimit(n int) int {
 
 func clampSeq(seq uint64) int64 { return int64(min(seq, maxSeq)) }
 
-// buildWhere translates q into a WHERE clause (with a leading space, or empty)
-// and its arguments.
-func buildWhere(q store.Query) (string, []any, error) {
+// segShift gives an event's segment: seq >> segShift. It must match the
+// expression in the schema's segment-prefixed indexes.
+const segShift = 16
+
+// filter is a Query translated into SQL.
+type filter struct {
+	where string // " WHERE ..." or empty
+	args  []any  // numbered ?1, ?2... in where
+	// segmented filters use a segment-prefixed index. They are run once
+	// per segment lo..hi, with the segment in args[0] (?1).
+	segmented bool
+	lo, hi    uint64
+}
+
+// next returns the placeholder of the argument after f's.
+func (f filter) next() string { return "?" + strconv.Itoa(len(f.args)+1) }
+
+// filter translates q for the events committed so far.
+func (s *Store) filter(q store.Query) (filter, error) {
+	f, err := buildFilter(q)
+	if err != nil || !f.segmented {
+		return f, err
+	}
+	last := s.lastSeq.Load()
+	if q.BeforeSeq > 0 {
+		last = min(last, q.BeforeSeq-1)
+	}
+	f.lo, f.hi = 1, 0 // none
+	if last > q.AfterSeq {
+		f.lo, f.hi = (q.AfterSeq+1)>>segShift, last>>segShift
+	}
+	return f, nil
+}
+
+// buildFilter translates q into a WHERE clause with numbered parameters.
+func buildFilter(q store.Query) (filter, error) {
 	var (
+		f     filter
 		conds []string
-		args  []any
 	)
-	add := func(cond string, a ...any) {
-		conds = append(conds, cond)
-		args = append(args, a...)
+	arg := func(v any) string {
+		f.args = append(f.args, v)
+		return "?" + strconv.Itoa(len(f.args))
+	}
+	f.segmented = q.SourceIP.IsValid() || q.UserName != "" || q.Path != "" || q.RequestID != "" || q.Related != ""
+	if f.segmented {
+		conds = append(conds, "seq >> 16 = "+arg(int64(0)))
 	}
 	if !q.From.IsZero() {
-		add("ts >= ?", unixNano(q.From))
+		conds = append(conds, "ts >= "+arg(unixNano(q.From)))
 	}
 	if !q.To.IsZero() {
-		add("ts < ?", unixNano(q.To))
+		conds = append(conds, "ts < "+arg(unixNano(q.To)))
 	}
 	if q.AfterSeq > 0 {
-		add("seq > ?", clampSeq(q.AfterSeq))
+		conds = append(conds, "seq > "+arg(clampSeq(q.AfterSeq)))
 	}
 	if q.BeforeSeq > 0 {
-		add("seq < ?", clampSeq(q.BeforeSeq))
+		conds = append(conds, "seq < "+arg(clampSeq(q.BeforeSeq)))
 	}
 	if q.SourceIP.IsValid() {
 		lo, hi := addrRange(q.SourceIP)
 		if lo == hi {
-			add("source_ip = ?", lo[:])
+			conds = append(conds, "source_ip = "+arg(lo[:]))
 		} else {
-			add("source_ip BETWEEN ? AND ?", lo[:], hi[:])
+			conds = append(conds, "source_ip BETWEEN "+arg(lo[:])+" AND "+arg(hi[:]))
 		}
 	}
-	for _, f := range []struct {
+	for _, c := range []struct {
 		col, v string
 	}{
 		{"user_name", q.UserName},
@@ -247,27 +397,27 @@ func buildWhere(q store.Query) (string, []any, error) {
 		{"request_id", q.RequestID},
 		{"service", q.Service},
 	} {
-		if f.v != "" {
-			add(f.col+" = ?", f.v)
+		if c.v != "" {
+			conds = append(conds, c.col+" = "+arg(c.v))
 		}
 	}
 	if q.Status != 0 {
-		add("status = ?", q.Status)
+		conds = append(conds, "status = "+arg(int64(q.Status)))
 	}
 	if q.Related != "" {
-		add("seq IN (SELECT seq FROM related WHERE obj = ?)", q.Related)
+		conds = append(conds, "seq IN (SELECT seq FROM related WHERE seg = ?1 AND obj = "+arg(q.Related)+")")
 	}
 	if q.Text != "" {
 		m, err := matchExpr(q.Text)
 		if err != nil {
-			return "", nil, err
+			return filter{}, err
 		}
-		add("seq IN (SELECT docid FROM events_fts WHERE events_fts MATCH ?)", m)
+		conds = append(conds, "seq IN (SELECT docid FROM events_fts WHERE events_fts MATCH "+arg(m)+")")
 	}
-	if len(conds) == 0 {
-		return "", nil, nil
+	if len(conds) > 0 {
+		f.where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args, nil
+	return f, nil
 }
 
 // addrRange returns the first and last 16-byte addresses of p, IPv4 in its

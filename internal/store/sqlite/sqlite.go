@@ -13,7 +13,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,8 +46,6 @@ type Options struct {
 	// transaction with the time the transaction took (including the fsync)
 	// and the number of events stored. It must not block.
 	OnCommit func(d time.Duration, events int)
-	// Logger receives background errors (checkpoints). Default slog.Default().
-	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -63,9 +60,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.CacheMB <= 0 {
 		o.CacheMB = 128
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
 	}
 }
 
@@ -195,9 +189,13 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Append stores events atomically and returns once they are durable. It waits
-// for room in the writer's queue until ctx is done; once queued it waits for
-// the transaction's outcome whatever ctx does, so its answer is always true.
+// Append stores events atomically and returns once they are durable (WAL
+// fsynced). It waits for room in the writer's queue until ctx is done. Once
+// queued, it waits for the writer's answer whatever ctx does, so the answer
+// is always true: if ctx is done by the time the writer takes the batch, the
+// batch is not written and Append returns ctx's error; otherwise it returns
+// the outcome of the transaction. A batch with an event lacking an ID or
+// canonical bytes is refused whole.
 func (s *Store) Append(ctx context.Context, events []event.Event) (store.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AppendResult{}, err

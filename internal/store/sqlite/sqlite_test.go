@@ -337,19 +337,22 @@ func TestQueryPlans(t *testing.T) {
 		{store.Query{RequestID: "req-1"}, "INDEX events_request_id"},
 		{store.Query{Path: "/login"}, "INDEX events_path"},
 		{store.Query{From: now.Add(-time.Hour), To: now}, "INDEX events_ts"},
-		{store.Query{Related: "user:alice"}, "related USING PRIMARY KEY"},
+		{store.Query{Related: "user:alice"}, "related USING PRIMARY KEY (seg=? AND obj=?)"},
+		{store.Query{SourceIP: prefix("2001:db8::/64"), Action: "authz_fail"}, "INDEX events_source_ip"},
+		{store.Query{UserName: "alice", Action: "authn_login_fail", From: now.Add(-time.Hour)}, "INDEX events_user_name"},
 		{store.Query{Text: "failed"}, "VIRTUAL TABLE INDEX"},
 		{store.Query{AfterSeq: 100}, "USING INTEGER PRIMARY KEY"},
 		{store.Query{UserName: "alice", AfterSeq: 100}, "INDEX events_user_name"},
 		{store.Query{UserName: "alice", Desc: true, BeforeSeq: 100}, "INDEX events_user_name"},
 	} {
-		where, args, err := buildWhere(tc.q)
+		f, err := buildFilter(tc.q)
 		if err != nil {
 			t.Fatal(err)
 		}
+		args := f.args
 		for _, query := range []string{
-			"SELECT seq, canonical FROM events" + where + " ORDER BY seq LIMIT 100",
-			"SELECT count(*) FROM events" + where,
+			"SELECT seq, canonical FROM events" + f.where + " ORDER BY seq LIMIT 100",
+			"SELECT count(*) FROM events" + f.where,
 		} {
 			plan := explain(t, s, query, args)
 			t.Logf("%s\n%s", query, plan)
@@ -382,4 +385,182 @@ func explain(t *testing.T, s *Store, query string, args []any) string {
 		fmt.Fprintf(&b, "  %s\n", detail)
 	}
 	return b.String()
+}
+
+// TestSegments checks queries on segment-prefixed indexes across segment
+// boundaries: the store is made to start numbering just below 2×65536, so
+// twelve events span two segments.
+func TestSegments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	s := open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const start = 2<<segShift - 5 // the first event gets seq start+1
+	poison(t, path, fmt.Sprintf(`INSERT INTO meta(key, value) VALUES ('last_seq', %d)`, start))
+	s = open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+
+	var batch []event.Event
+	for i := range 12 { // seqs start+1 .. start+12: segments 1 (4 events) and 2 (8 events)
+		e := testEvent(fmt.Sprintf("e%d", i))
+		e.UserName = []string{"alice", "bob", "carol"}[i%3]
+		e.SourceIP = netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 2)})
+		e.Related = []string{"order:" + strconv.Itoa(i%4)}
+		batch = append(batch, e)
+	}
+	res, err := s.Append(ctx, batch[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seqs[0] != start+1 {
+		t.Fatalf("first seq %d, want %d", res.Seqs[0], start+1)
+	}
+	if _, err := s.Append(ctx, batch[3:]); err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(recs []store.Record) (out []uint64) {
+		for _, r := range recs {
+			out = append(out, r.Seq-start)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		q    store.Query
+		want []uint64 // seq - start
+	}{
+		{store.Query{UserName: "alice"}, []uint64{1, 4, 7, 10}},
+		{store.Query{UserName: "alice", Desc: true}, []uint64{10, 7, 4, 1}},
+		{store.Query{UserName: "alice", Limit: 3}, []uint64{1, 4, 7}},
+		{store.Query{UserName: "alice", Limit: 2, Desc: true}, []uint64{10, 7}},
+		{store.Query{UserName: "alice", AfterSeq: start + 4}, []uint64{7, 10}},
+		{store.Query{UserName: "alice", BeforeSeq: start + 7, Desc: true}, []uint64{4, 1}},
+		{store.Query{UserName: "alice", AfterSeq: start + 1, BeforeSeq: start + 10}, []uint64{4, 7}},
+		{store.Query{UserName: "alice", AfterSeq: start + 100}, nil},
+		{store.Query{SourceIP: prefix("10.0.0.0/24"), Limit: 5}, []uint64{1, 2, 3, 4, 5}},
+		{store.Query{SourceIP: prefix("10.0.0.1/32"), Desc: true, Limit: 4}, []uint64{12, 10, 8, 6}},
+		{store.Query{Related: "order:1"}, []uint64{2, 6, 10}},
+		{store.Query{Related: "order:1", UserName: "bob"}, []uint64{2}},
+	} {
+		recs, err := s.Search(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(recs); !slices.Equal(got, tc.want) {
+			t.Errorf("Search(%+v) = %v (minus %d), want %v", tc.q, got, start, tc.want)
+		}
+		c := tc.q
+		c.Limit = 0
+		if n, err := s.Count(ctx, c); err != nil || tc.q.Limit == 0 && n != int64(len(tc.want)) {
+			t.Errorf("Count(%+v) = %d, %v; want %d", c, n, err, len(tc.want))
+		}
+	}
+	top, err := s.Top(ctx, store.Query{SourceIP: prefix("10.0.0.0/8")}, "user.name", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Bucket{{Value: "alice", Count: 4}, {Value: "bob", Count: 4}}
+	if !slices.Equal(top, want) {
+		t.Errorf("Top across segments = %v, want %v", top, want)
+	}
+	top, err = s.Top(ctx, store.Query{UserName: "carol"}, "source.ip", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []store.Bucket{{Value: "10.0.0.0", Count: 2}, {Value: "10.0.0.1", Count: 2}}
+	if !slices.Equal(top, want) {
+		t.Errorf("Top across segments = %v, want %v", top, want)
+	}
+}
+
+// TestWALStaysBounded appends without pause and checks that checkpoints keep
+// the WAL from growing with the log.
+func TestWALStaysBounded(t *testing.T) {
+	old := checkpointBytes
+	checkpointBytes = 1 << 20
+	defer func() { checkpointBytes = old }()
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "vigil.db"))
+	defer s.Close()
+	pool := benchEvents(1000)
+	var maxWAL int64
+	for b := range 40 {
+		batch := slices.Clone(pool)
+		for i := range batch {
+			batch[i].ID = fmt.Sprintf("%d-%d", b, i)
+		}
+		if _, err := s.Append(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "vigil.db-wal")); err == nil {
+			maxWAL = max(maxWAL, fi.Size())
+		}
+	}
+	// 40,000 events are over 100 MB of WAL frames; without checkpoints
+	// reaching the end of the WAL, the file would hold them all.
+	if maxWAL > 16<<20 {
+		t.Errorf("WAL grew to %d MB", maxWAL>>20)
+	}
+	t.Logf("largest WAL: %.1f MB", float64(maxWAL)/(1<<20))
+}
+
+// TestMigrateFromVersion1 opens a database written with schema version 1
+// (plain indexes, related without segments, full-text trigger).
+func TestMigrateFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		"PRAGMA journal_mode = WAL",
+		`CREATE TABLE meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID`,
+		migrations[0],
+		`INSERT INTO meta VALUES ('schema_version', 1)`,
+		`INSERT INTO events(seq, event_id, user_name, message, canonical) VALUES
+			(1, 'a', 'alice', 'login failed', '{"a":1}'), (2, 'b', 'bob', 'login ok', '{"b":2}')`,
+		`INSERT INTO related(obj, seq) VALUES ('order:1', 1), ('order:1', 2), ('order:2', 2)`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%.60s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	if v, err := queryInt(s.w.conn, "SELECT value FROM meta WHERE key = 'schema_version'"); err != nil || v != int64(len(migrations)) {
+		t.Fatalf("schema version %d, %v; want %d", v, err, len(migrations))
+	}
+	ctx := context.Background()
+	e := testEvent("c")
+	e.UserName, e.Related, e.Message = "alice", []string{"order:2"}, "login failed again"
+	if res, err := s.Append(ctx, []event.Event{testEvent("a"), e}); err != nil || !slices.Equal(res.Seqs, []uint64{1, 3}) {
+		t.Fatalf("Append after migration = %v, %v; want [1 3]", res.Seqs, err)
+	}
+	for _, tc := range []struct {
+		q    store.Query
+		want []uint64
+	}{
+		{store.Query{UserName: "alice"}, []uint64{1, 3}},
+		{store.Query{Related: "order:1"}, []uint64{1, 2}},
+		{store.Query{Related: "order:2"}, []uint64{2, 3}},
+		{store.Query{Text: "failed"}, []uint64{1, 3}},
+		{store.Query{Text: "ok"}, []uint64{2}},
+	} {
+		recs, err := s.Search(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, r := range recs {
+			got = append(got, r.Seq)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Search(%+v) after migration = %v, want %v", tc.q, got, tc.want)
+		}
+	}
 }
