@@ -328,3 +328,37 @@ func TestDataDirPermissions(t *testing.T) {
 		t.Fatalf("open data dir accepted: %v", err)
 	}
 }
+
+// TestLongPoll is what vigil tail -f relies on: a search with wait= returns
+// as soon as a new event is stored.
+func TestLongPoll(t *testing.T) {
+	r := start(t, filepath.Join(t.TempDir(), "data"), nil)
+	post(t, r.url, testToken, "application/x-ndjson", nil, []byte(`{"event":{"id":"first"}}`+"\n"))
+	type result struct {
+		m    map[string]any
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		t0 := time.Now()
+		_, m := get(t, r.url, "/api/v1/events", url.Values{"after": {"1"}, "wait": {"20s"}, "user.name": {"zed"}})
+		done <- result{m, time.Since(t0)}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	// An event that does not match keeps the poll waiting; a matching one ends it.
+	post(t, r.url, testToken, "application/x-ndjson", nil, []byte(`{"event":{"id":"other"},"user":{"name":"amy"}}`+"\n"))
+	select {
+	case res := <-done:
+		t.Fatalf("poll returned for a non-matching event: %v", res.m)
+	case <-time.After(300 * time.Millisecond):
+	}
+	post(t, r.url, testToken, "application/x-ndjson", nil, []byte(`{"event":{"id":"second"},"user":{"name":"zed"}}`+"\n"))
+	res := <-done
+	got := seqsOf(t, res.m)
+	if len(got) != 1 || got["second"] != 3 || res.took > 10*time.Second {
+		t.Fatalf("long poll answered %v after %v", res.m, res.took)
+	}
+	if res.m["next_after"].(float64) != 3 {
+		t.Errorf("next_after %v", res.m["next_after"])
+	}
+}
