@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/internal/httperr"
@@ -129,7 +130,7 @@ func (e *Events) top(w http.ResponseWriter, r *http.Request) {
 	}
 	field := v.Get("field")
 	if !slices.Contains(store.GroupFields, field) {
-		httperr.Msg(w, http.StatusBadRequest, "parameter field: must be one of "+joinFields())
+		httperr.Msg(w, http.StatusBadRequest, "parameter field: must be one of "+strings.Join(store.GroupFields, ", "))
 		return
 	}
 	n := 10
@@ -149,15 +150,4 @@ func (e *Events) top(w http.ResponseWriter, r *http.Request) {
 		b = []store.Bucket{}
 	}
 	httperr.JSON(w, http.StatusOK, TopAnswer{Field: field, Buckets: b})
-}
-
-func joinFields() string {
-	s := ""
-	for i, f := range store.GroupFields {
-		if i > 0 {
-			s += ", "
-		}
-		s += f
-	}
-	return s
 }

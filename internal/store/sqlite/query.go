@@ -46,18 +46,11 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Record, erro
 	query := "SELECT seq, canonical FROM events" + f.where + " ORDER BY seq " + order + " LIMIT " + f.next()
 	var out []store.Record
 	err = s.each(ctx, f, query, q.Desc, func(rows *sql.Rows) (bool, error) {
-		for rows.Next() {
-			var (
-				seq int64
-				r   store.Record
-			)
-			if err := rows.Scan(&seq, &r.Canonical); err != nil {
-				return false, err
-			}
-			r.Seq = uint64(seq)
-			out = append(out, r)
+		var err error
+		if out, err = scanRecords(rows, out); err != nil {
+			return false, err
 		}
-		return len(out) < limit, rows.Err()
+		return len(out) < limit, nil
 	}, func() any { return limit - len(out) })
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", s.closedErr(err))
@@ -281,22 +274,27 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]store
 		return nil, s.closedErr(err)
 	}
 	defer rows.Close()
-	var out []store.Record
+	out, err := scanRecords(rows, nil)
+	if err != nil {
+		return nil, s.closedErr(err)
+	}
+	return out, nil
+}
+
+// scanRecords appends the (seq, canonical) rows to out.
+func scanRecords(rows *sql.Rows, out []store.Record) ([]store.Record, error) {
 	for rows.Next() {
 		var (
 			seq int64
 			r   store.Record
 		)
 		if err := rows.Scan(&seq, &r.Canonical); err != nil {
-			return nil, err
+			return out, err
 		}
 		r.Seq = uint64(seq)
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.closedErr(err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // closedErr turns the error of a read racing with Close into ErrClosed.
