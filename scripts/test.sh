@@ -25,4 +25,13 @@ go vet ./...
 
 echo "== go test"
 # -race covers the concurrent packages; the fuzz seed corpora run as tests.
-go test -count=1 -race -timeout 15m ./...
+# The output is also kept in a temporary file so that a failure deep in a long
+# run is summed up at the end, where CI logs are read.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! go test -count=1 -race -timeout 15m ./... 2>&1 | tee "$log"; then
+  echo
+  echo "== failures"
+  grep -E -e '^(--- FAIL|FAIL|panic:)' -e '^\s+\S+_test\.go:[0-9]+:' "$log" || true
+  exit 1
+fi
