@@ -2,36 +2,22 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/vigilsec/vigil/internal/config"
-	"github.com/vigilsec/vigil/internal/server"
+	"github.com/vigilsec/vigil/internal/server/servertest"
 )
 
 const cliToken = "vgl_cli-test-token-0123456789"
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(t.TempDir(), "data")
-	srv, err := server.New(cfg, server.Options{AdminToken: cliToken, Out: io.Discard, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	t.Setenv("VIGIL_URL", srv.URL())
+	v := servertest.Start(t, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", cliToken)
+	t.Setenv("VIGIL_URL", v.URL)
 	t.Setenv("VIGIL_TOKEN", cliToken)
-	return srv.URL()
+	return v.URL
 }
 
 func vigil(t *testing.T, args ...string) (string, string, int) {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,8 +23,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/internal/client"
-	"github.com/vigilsec/vigil/internal/config"
-	"github.com/vigilsec/vigil/internal/server"
+	"github.com/vigilsec/vigil/internal/server/servertest"
 )
 
 const adminToken = "vgl_shop-test-token-0123456789abcdef"
@@ -37,49 +35,6 @@ const (
 	querySecret   = "qtok_5e6f7a8b9c0d1e2f3a4b"
 	paymentKey    = "pk_test_shopkey_44a1b2c3d4e5f6"
 )
-
-type vigilServer struct {
-	url, dir string
-	cancel   context.CancelFunc
-	done     chan error
-}
-
-func startVigil(t *testing.T) *vigilServer {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(t.TempDir(), "vigil-data")
-	srv, err := server.New(cfg, server.Options{AdminToken: adminToken, Out: io.Discard, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatalf("start Vigil: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	v := &vigilServer{url: srv.URL(), dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
-	go func() { v.done <- srv.Run(ctx) }()
-	t.Cleanup(v.stop)
-	for i := 0; ; i++ {
-		resp, err := http.Get(v.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return v
-			}
-		}
-		if i > 500 {
-			t.Fatalf("Vigil not ready: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (v *vigilServer) stop() {
-	if v.cancel == nil {
-		return
-	}
-	v.cancel()
-	<-v.done
-	v.cancel = nil
-}
 
 // event is a stored event with access by dotted path.
 type event map[string]any
@@ -205,8 +160,8 @@ func sessionOf(t *testing.T, resp *http.Response) string {
 }
 
 func TestShopEndToEnd(t *testing.T) {
-	v := startVigil(t)
-	api := client.New(v.url, adminToken)
+	v := servertest.Start(t, filepath.Join(t.TempDir(), "vigil-data"), "127.0.0.1:0", adminToken)
+	api := client.New(v.URL, adminToken)
 
 	// The rate limiter's and lockout's clock, moved by the test.
 	var clock atomic.Int64
@@ -214,7 +169,7 @@ func TestShopEndToEnd(t *testing.T) {
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 
 	h, closeShop, err := newShop(shopConfig{
-		VigilURL:   v.url,
+		VigilURL:   v.URL,
 		Token:      adminToken,
 		SpoolDir:   filepath.Join(t.TempDir(), "spool"),
 		JobEvery:   50 * time.Millisecond,
@@ -420,9 +375,9 @@ func TestShopEndToEnd(t *testing.T) {
 	// (the SQLite write-ahead log holds the recent events), and after it
 	// stopped.
 	secrets := []string{"alice-password", "admin-password", wrongPassword, alice, admin, bearerSecret, querySecret, paymentKey}
-	scanForSecrets(t, v.dir, secrets)
-	v.stop()
-	scanForSecrets(t, v.dir, secrets)
+	scanForSecrets(t, v.DataDir, secrets)
+	v.Stop()
+	scanForSecrets(t, v.DataDir, secrets)
 }
 
 // scanForSecrets reads every file under dir as raw bytes and fails the test

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigilsec/vigil/internal/server/servertest"
 )
 
 // discardServer counts the events it receives (decompressing the body, as
@@ -127,8 +129,8 @@ func BenchmarkThroughputDiscard(b *testing.B) {
 func BenchmarkThroughputVigil(b *testing.B) {
 	for _, conc := range []int{2, 8} {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			v := startVigil(b, filepath.Join(b.TempDir(), "vigil"), "127.0.0.1:0")
-			c := benchConfig(v.url)
+			v := servertest.Start(b, filepath.Join(b.TempDir(), "vigil"), "127.0.0.1:0", testToken)
+			c := benchConfig(v.URL)
 			c.Concurrency = conc
 			s, err := New(c)
 			if err != nil {

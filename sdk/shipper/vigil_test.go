@@ -9,10 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -24,54 +22,8 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/internal/client"
-	"github.com/vigilsec/vigil/internal/config"
-	"github.com/vigilsec/vigil/internal/server"
+	"github.com/vigilsec/vigil/internal/server/servertest"
 )
-
-type vigil struct {
-	url, addr string
-	cancel    context.CancelFunc
-	done      chan error
-}
-
-// startVigil runs Vigil on listen ("127.0.0.1:0" for a free port) with its
-// data in dir, and waits until it is ready.
-func startVigil(t testing.TB, dir, listen string) *vigil {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = listen
-	cfg.DataDir = dir
-	srv, err := server.New(cfg, server.Options{AdminToken: testToken, Out: io.Discard, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatalf("start Vigil: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	v := &vigil{url: srv.URL(), addr: srv.Addr(), cancel: cancel, done: make(chan error, 1)}
-	go func() { v.done <- srv.Run(ctx) }()
-	t.Cleanup(v.stop)
-	for i := 0; ; i++ {
-		resp, err := http.Get(v.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return v
-			}
-		}
-		if i > 500 {
-			t.Fatalf("Vigil not ready: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (v *vigil) stop() {
-	if v.cancel == nil {
-		return
-	}
-	v.cancel()
-	<-v.done
-	v.cancel = nil
-}
 
 type stored struct {
 	count   map[string]int // event.id → copies stored
@@ -145,8 +97,8 @@ func TestOutageWithRealVigil(t *testing.T) {
 	spoolMax := max(15*critBytes, 4*64<<10)
 
 	dataDir := filepath.Join(t.TempDir(), "vigil")
-	v := startVigil(t, dataDir, "127.0.0.1:0")
-	c := testConfig(t, v.url)
+	v := servertest.Start(t, dataDir, "127.0.0.1:0", testToken)
+	c := testConfig(t, v.URL)
 	c.SpoolDir = filepath.Join(t.TempDir(), "spool")
 	c.SpoolMaxBytes = spoolMax
 	c.BatchBytes = 64 << 10
@@ -212,11 +164,11 @@ func TestOutageWithRealVigil(t *testing.T) {
 	}
 
 	time.Sleep(time.Second)
-	v.stop()
+	v.Stop()
 	t.Logf("Vigil stopped for %v", outage)
 	time.Sleep(outage)
 	during := s.Stats()
-	v = startVigil(t, dataDir, v.addr)
+	v = servertest.Start(t, dataDir, v.Addr, testToken)
 	t.Log("Vigil started again")
 	time.Sleep(time.Second)
 	close(stop)
@@ -230,7 +182,7 @@ func TestOutageWithRealVigil(t *testing.T) {
 	t.Logf("during the outage: %+v", during)
 	t.Logf("after Close: %+v", st)
 
-	got := storedEvents(t, v.url)
+	got := storedEvents(t, v.URL)
 	critN := 0
 	for _, list := range critSent {
 		for _, e := range list {
@@ -321,8 +273,8 @@ func TestCrashKillReplaysSpool(t *testing.T) {
 		t.Fatalf("helper process ended after %d events without being killed", len(acked))
 	}
 
-	v := startVigil(t, filepath.Join(t.TempDir(), "vigil"), "127.0.0.1:0")
-	c := testConfig(t, v.url)
+	v := servertest.Start(t, filepath.Join(t.TempDir(), "vigil"), "127.0.0.1:0", testToken)
+	c := testConfig(t, v.URL)
 	c.SpoolDir = spoolDir
 	s, err := New(c)
 	if err != nil {
@@ -331,7 +283,7 @@ func TestCrashKillReplaysSpool(t *testing.T) {
 	if err := s.Close(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	got := storedEvents(t, v.url)
+	got := storedEvents(t, v.URL)
 	for _, id := range acked {
 		if got.count[id] != 1 {
 			t.Errorf("critical %s: Send returned nil before the kill, stored %d times", id, got.count[id])

@@ -1,0 +1,69 @@
+// Package servertest runs a real Vigil server in the test's process: the
+// SQLite store in a directory of the test's choosing, listening on 127.0.0.1.
+// Tests of the CLI, the SDK's shipper and the example shop use it.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/server"
+)
+
+// Vigil is a running server.
+type Vigil struct {
+	URL     string // base URL, http://127.0.0.1:PORT
+	Addr    string // 127.0.0.1:PORT, to start again on the same port
+	DataDir string
+	Token   string // the admin token
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs Vigil with its data in dataDir, listening on listen
+// ("127.0.0.1:0" for a free port) with token as its admin token, and returns
+// once it answers /readyz. The server stops when the test ends, or at Stop.
+func Start(t testing.TB, dataDir, listen, token string) *Vigil {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = listen
+	cfg.DataDir = dataDir
+	srv, err := server.New(cfg, server.Options{AdminToken: token, Out: io.Discard, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("start Vigil: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v := &Vigil{URL: srv.URL(), Addr: srv.Addr(), DataDir: dataDir, Token: token, cancel: cancel, done: make(chan error, 1)}
+	go func() { v.done <- srv.Run(ctx) }()
+	t.Cleanup(v.Stop)
+	for i := 0; ; i++ {
+		resp, err := http.Get(v.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return v
+			}
+		}
+		if i > 500 {
+			t.Fatalf("Vigil not ready: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down gracefully (drain, close the store) and waits
+// for it. Stopping twice is harmless.
+func (v *Vigil) Stop() {
+	if v.cancel == nil {
+		return
+	}
+	v.cancel()
+	<-v.done
+	v.cancel = nil
+}
