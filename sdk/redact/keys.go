@@ -98,13 +98,7 @@ func scanKeys(b []byte, sp []span) []span {
 
 func (k *keyScan) underscores() {
 	b := k.b
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '_')
-		if j < 0 {
-			return
-		}
-		u := i + j
-		i = u + 1
+	for u := range positions(b, '_') {
 		switch {
 		case u >= 3 && b[u-3] == 'g' && b[u-2] == 'h' && bytes.IndexByte([]byte("pousr"), b[u-1]) >= 0:
 			k.token(kindGitHub, u+1, alnum, 30, 0)
@@ -121,13 +115,7 @@ func (k *keyScan) underscores() {
 
 func (k *keyScan) dashes() {
 	b := k.b
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '-')
-		if j < 0 {
-			return
-		}
-		d := i + j
-		i = d + 1
+	for d := range positions(b, '-') {
 		switch {
 		case d >= 4 && string(b[d-4:d-1]) == "xox" && bytes.IndexByte([]byte("abprs"), b[d-1]) >= 0:
 			k.token(kindSlack, d+1, alnumDash, 10, 0)
@@ -156,13 +144,7 @@ func (k *keyScan) pem(d int) {
 
 func (k *keyScan) capitalA() {
 	b := k.b
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], 'A')
-		if j < 0 {
-			return
-		}
-		a := i + j
-		i = a + 1
+	for a := range positions(b, 'A') {
 		if a+4 > len(b) {
 			return
 		}

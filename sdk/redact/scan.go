@@ -2,6 +2,7 @@ package redact
 
 import (
 	"bytes"
+	"iter"
 	"slices"
 	"strings"
 )
@@ -142,13 +143,7 @@ func (w *wordSet) in(b []byte) bool {
 // stray backslash cannot hide a later password from the scanner.
 func scanColons(b []byte, jsonKeys *wordSet, multipart bool, sp []span) []span {
 	mpEnd := 0 // end of the last multipart value found
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], ':')
-		if j < 0 {
-			break
-		}
-		c := i + j
-		i = c + 1
+	for c := range positions(b, ':') {
 		if multipart && c >= 19 && lower(b[c-1]) == 'n' && hasPrefixFold(b[c-19:], "content-disposition") {
 			if s, ok := multipartValue(b, c+1); ok && s.start >= mpEnd {
 				sp = append(sp, s)
@@ -293,18 +288,25 @@ func isFormKey(c byte) bool {
 	return isWord(c) || c == '.' || c == '%' || c == '[' || c == ']' || c == '-'
 }
 
+// positions yields the index of every c in b, first to last.
+func positions(b []byte, c byte) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := 0; i < len(b); {
+			j := bytes.IndexByte(b[i:], c)
+			if j < 0 || !yield(i+j) {
+				return
+			}
+			i += j + 1
+		}
+	}
+}
+
 // scanForm finds url-encoded fields whose name contains one of keys
 // (FormPasswordPattern, FormCSRFPattern) and hides their values up to the
 // next '&' or line break.
 func scanForm(b []byte, keys *wordSet, sp []span) []span {
 	covered := 0 // values end at the same place, so a match inside the last value adds nothing
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '=')
-		if j < 0 {
-			break
-		}
-		e := i + j
-		i = e + 1
+	for e := range positions(b, '=') {
 		if e < covered {
 			continue
 		}
