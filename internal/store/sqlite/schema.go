@@ -101,6 +101,41 @@ ALTER TABLE related_v2 RENAME TO related;
 -- it flushes its pending terms whenever a statement journal opens.
 DROP TRIGGER events_fts_insert;
 `,
+	// 3: the B-tree indexes and FTS4 give way to postings written by the
+	// writer once per segment, in key order, and to per-block time spans
+	// (see postings.go and docs/decisions/0004-postings.md). The postings
+	// of existing events are built when the store is next opened.
+	`
+DROP INDEX events_ts;
+DROP INDEX events_source_ip;
+DROP INDEX events_user_name;
+DROP INDEX events_action;
+DROP INDEX events_path;
+DROP INDEX events_request_id;
+DROP TABLE events_fts;
+DROP TABLE related;
+
+-- For each segment (seq >> 16) and indexed (field, value): the offsets
+-- (seq & 65535) of the events holding the value, as varint deltas.
+CREATE TABLE postings(
+	seg   INTEGER NOT NULL,
+	field INTEGER NOT NULL,
+	value BLOB NOT NULL,
+	seqs  BLOB NOT NULL,
+	PRIMARY KEY(seg, field, value)
+) WITHOUT ROWID;
+
+-- For each block of 1024 sequence numbers (seq >> 10): the earliest and the
+-- latest @timestamp of its events.
+CREATE TABLE timeblocks(
+	block  INTEGER PRIMARY KEY,
+	min_ts INTEGER NOT NULL,
+	max_ts INTEGER NOT NULL
+);
+INSERT INTO timeblocks(block, min_ts, max_ts)
+	SELECT seq >> 10, min(ts), max(ts) FROM events WHERE ts IS NOT NULL GROUP BY seq >> 10;
+DELETE FROM meta WHERE key = 'postings_seg';
+`,
 }
 
 // applicationID marks a SQLite file as a Vigil store ("VGIL").

@@ -77,6 +77,7 @@ type Store struct {
 	w    *writer       // owned by the writer goroutine until done is closed
 	done chan struct{} // closed when the writer goroutine has stopped
 
+	idx     *memIndex     // postings of the segments not yet in the table
 	lastSeq atomic.Uint64 // highest committed sequence number
 	isShut  atomic.Bool   // set by Close; reads answer ErrClosed
 	db      *sql.DB       // read connections
@@ -138,6 +139,7 @@ func Open(path string, opts Options) (*Store, error) {
 		done:  make(chan struct{}),
 		db:    db,
 	}
+	s.idx = w.idx
 	s.lastSeq.Store(w.last)
 	go s.writeLoop()
 	return s, nil
@@ -211,7 +213,7 @@ func (s *Store) Append(ctx context.Context, events []event.Event) (store.AppendR
 	if len(events) == 0 {
 		return store.AppendResult{Seqs: []uint64{}}, nil
 	}
-	r := &request{ctx: ctx, events: events, reply: make(chan reply, 1)}
+	r := &request{ctx: ctx, events: events, keys: indexKeys(events), reply: make(chan reply, 1)}
 	if err := s.enqueue(ctx, r); err != nil {
 		return store.AppendResult{}, err
 	}
@@ -272,4 +274,18 @@ func (s *Store) readable(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	return ctx.Err()
+}
+
+// indexKeys returns the postings keys of each event. It runs in the
+// caller's goroutine, so the writer only appends.
+func indexKeys(events []event.Event) [][]pkey {
+	flat := make([]pkey, 0, 16*len(events))
+	keys := make([][]pkey, len(events))
+	var ipBuf [16]byte
+	for i := range events {
+		start := len(flat)
+		flat = eventKeys(&events[i], flat, &ipBuf)
+		keys[i] = flat[start:len(flat):len(flat)]
+	}
+	return keys
 }

@@ -321,71 +321,7 @@ func TestCancelWhileQueueFull(t *testing.T) {
 	}
 }
 
-// TestQueryPlans checks the common queries use an index rather than scan
-// the events table.
-func TestQueryPlans(t *testing.T) {
-	s := openTemp(t)
-	now := time.Now()
-	for _, tc := range []struct {
-		q    store.Query
-		want string
-	}{
-		{store.Query{SourceIP: prefix("203.0.113.7/32")}, "INDEX events_source_ip"},
-		{store.Query{SourceIP: prefix("203.0.113.0/24")}, "INDEX events_source_ip"},
-		{store.Query{UserName: "alice"}, "INDEX events_user_name"},
-		{store.Query{Action: "authn_login_fail"}, "INDEX events_action"},
-		{store.Query{RequestID: "req-1"}, "INDEX events_request_id"},
-		{store.Query{Path: "/login"}, "INDEX events_path"},
-		{store.Query{From: now.Add(-time.Hour), To: now}, "INDEX events_ts"},
-		{store.Query{Related: "user:alice"}, "related USING PRIMARY KEY (seg=? AND obj=?)"},
-		{store.Query{SourceIP: prefix("2001:db8::/64"), Action: "authz_fail"}, "INDEX events_source_ip"},
-		{store.Query{UserName: "alice", Action: "authn_login_fail", From: now.Add(-time.Hour)}, "INDEX events_user_name"},
-		{store.Query{Text: "failed"}, "VIRTUAL TABLE INDEX"},
-		{store.Query{AfterSeq: 100}, "USING INTEGER PRIMARY KEY"},
-		{store.Query{UserName: "alice", AfterSeq: 100}, "INDEX events_user_name"},
-		{store.Query{UserName: "alice", Desc: true, BeforeSeq: 100}, "INDEX events_user_name"},
-	} {
-		f, err := buildFilter(tc.q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := f.args
-		for _, query := range []string{
-			"SELECT seq, canonical FROM events" + f.where + " ORDER BY seq LIMIT 100",
-			"SELECT count(*) FROM events" + f.where,
-		} {
-			plan := explain(t, s, query, args)
-			t.Logf("%s\n%s", query, plan)
-			if strings.Contains(plan, "SCAN events\n") {
-				t.Errorf("%+v: plan of %s\n%s\nscans the whole table", tc.q, query, plan)
-			}
-			if !strings.Contains(plan, tc.want) {
-				t.Errorf("%+v: plan of %s\n%s\ndoes not use %s", tc.q, query, plan, tc.want)
-			}
-		}
-	}
-}
-
 func prefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-
-func explain(t *testing.T, s *Store, query string, args []any) string {
-	t.Helper()
-	rows, err := s.db.Query("EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "  %s\n", detail)
-	}
-	return b.String()
-}
 
 // TestSegments checks queries on segment-prefixed indexes across segment
 // boundaries: the store is made to start numbering just below 2×65536, so
@@ -519,7 +455,10 @@ func TestMigrateFromVersion1(t *testing.T) {
 		migrations[0],
 		`INSERT INTO meta VALUES ('schema_version', 1)`,
 		`INSERT INTO events(seq, event_id, user_name, message, canonical) VALUES
-			(1, 'a', 'alice', 'login failed', '{"a":1}'), (2, 'b', 'bob', 'login ok', '{"b":2}')`,
+			(1, 'a', 'alice', 'login failed',
+			 '{"@timestamp":"2026-01-02T03:04:05Z","event":{"id":"a"},"message":"login failed","related":{"objects":["order:1"]},"user":{"name":"alice"}}'),
+			(2, 'b', 'bob', 'login ok',
+			 '{"@timestamp":"2026-01-02T03:04:06Z","event":{"id":"b"},"message":"login ok","related":{"objects":["order:1","order:2"]},"user":{"name":"bob"}}')`,
 		`INSERT INTO related(obj, seq) VALUES ('order:1', 1), ('order:1', 2), ('order:2', 2)`,
 	} {
 		if _, err := db.Exec(stmt); err != nil {

@@ -1,12 +1,14 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -44,18 +46,13 @@ const maxSeq = math.MaxInt64
 type request struct {
 	ctx    context.Context
 	events []event.Event // Append
+	keys   [][]pkey      // Append: the index keys of each event
 	cursor string        // SetCursor, when events is nil
 	// cursorSeq is the position to save under cursor.
 	cursorSeq uint64
 	reply     chan reply // buffered: the writer never blocks on it
 
 	res store.AppendResult // filled by the writer while in a transaction
-}
-
-// ftsDoc is a message waiting to be indexed under its event's seq.
-type ftsDoc struct {
-	seq     uint64
-	message string
 }
 
 type reply struct {
@@ -78,7 +75,22 @@ func (s *Store) writeLoop() {
 		if carry != nil {
 			batch, n, carry = append(batch, carry), len(carry.events), nil
 		} else {
-			r, ok := <-s.queue
+			var (
+				r  *request
+				ok bool
+			)
+			if s.w.flushPending() {
+				// Idle with postings to write out: write a chunk in a
+				// transaction of its own rather than wait for appends.
+				select {
+				case r, ok = <-s.queue:
+				default:
+					s.commit(nil)
+					continue
+				}
+			} else {
+				r, ok = <-s.queue
+			}
 			if !ok {
 				return
 			}
@@ -117,7 +129,7 @@ func (s *Store) commit(batch []*request) {
 		}
 		live = append(live, r)
 	}
-	if len(live) == 0 {
+	if len(live) == 0 && (len(batch) > 0 || !s.w.flushPending()) {
 		return
 	}
 	start := time.Now()
@@ -130,8 +142,9 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
+	s.w.published()
 	s.lastSeq.Store(s.w.last)
-	if s.opts.OnCommit != nil {
+	if s.opts.OnCommit != nil && len(live) > 0 {
 		s.opts.OnCommit(time.Since(start), stored)
 	}
 	for _, r := range live {
@@ -147,12 +160,28 @@ type writer struct {
 	begin, commitTx, rollback driver.Stmt
 	insertEvent               driver.Stmt
 	lookupSeq                 driver.Stmt
-	insertRelated             driver.Stmt
-	insertFTS                 driver.Stmt
+	insertPostings            driver.Stmt
+	upsertBlock               driver.Stmt
 	saveCursor                driver.Stmt
+	saveFlushed               driver.Stmt
 	saveLastSeq               driver.Stmt
 
-	fts     []ftsDoc              // messages of the transaction's events
+	idx *memIndex // the in-memory postings; only the writer changes them
+	// committed is the highest sequence number committed (w.last less
+	// the events of the transaction being written).
+	committed uint64
+	encBuf    []byte
+
+	// Of the transaction being written: the events stored, their keys,
+	// and the time span of each block they fall in.
+	newSeqs []uint64
+	newKeys [][]pkey
+	blocks  []timeBlock
+	// flushTo is how far the transaction writes out the oldest closed
+	// segment's keys, when flushing.
+	flushTo  int
+	flushing bool
+
 	args    [16]driver.NamedValue // insertEvent arguments, reused
 	args2   [2]driver.NamedValue  // two-argument statements, reused
 	ipBuf   [16]byte
@@ -221,8 +250,11 @@ func (w *writer) init(cacheMB int) error {
 		{&w.rollback, "ROLLBACK"},
 		{&w.insertEvent, insertEventSQL},
 		{&w.lookupSeq, "SELECT seq FROM events WHERE event_id = ?"},
-		{&w.insertRelated, "INSERT OR IGNORE INTO related(seg, obj, seq) VALUES (?2 >> 16, ?1, ?2)"},
-		{&w.insertFTS, "INSERT INTO events_fts(docid, message) VALUES (?, ?)"},
+		{&w.insertPostings, "INSERT OR REPLACE INTO postings(seg, field, value, seqs) VALUES (?, ?, ?, ?)"},
+		{&w.upsertBlock, `INSERT INTO timeblocks(block, min_ts, max_ts) VALUES (?, ?, ?)
+			ON CONFLICT(block) DO UPDATE SET min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)`},
+		{&w.saveFlushed, `INSERT INTO meta(key, value) VALUES ('postings_seg', ?)
+			ON CONFLICT(key) DO UPDATE SET value = excluded.value`},
 		{&w.saveCursor, `INSERT INTO cursors(name, seq) VALUES (?, ?)
 			ON CONFLICT(name) DO UPDATE SET seq = excluded.seq`},
 		{&w.saveLastSeq, `INSERT INTO meta(key, value) VALUES ('last_seq', ?)
@@ -240,6 +272,10 @@ func (w *writer) init(cacheMB int) error {
 		return fmt.Errorf("read last sequence number: %w", err)
 	}
 	w.last = uint64(last)
+	w.committed = w.last
+	if err := w.loadIndex(); err != nil {
+		return err
+	}
 	for i := range w.args {
 		w.args[i].Ordinal = i + 1
 	}
@@ -259,13 +295,15 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 	defer func() {
 		if err != nil {
 			w.forgetArgs()
+			clear(w.newKeys)
+			w.newKeys, w.newSeqs, w.flushing = w.newKeys[:0], w.newSeqs[:0], false
 			// An I/O error may have rolled back already; the error of
 			// ROLLBACK then says so and adds nothing.
 			_ = execStmt(w.rollback, nil)
 		}
 	}()
 	first := w.last
-	w.fts = w.fts[:0]
+	w.newSeqs, w.newKeys, w.blocks, w.flushing = w.newSeqs[:0], w.newKeys[:0], w.blocks[:0], false
 	for _, r := range batch {
 		if r.events == nil {
 			w.args2[0].Value = r.cursor
@@ -276,6 +314,9 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 			continue
 		}
 		r.res = store.AppendResult{Seqs: make([]uint64, len(r.events))}
+		if len(r.keys) != len(r.events) {
+			r.keys = indexKeys(r.events)
+		}
 		for i := range r.events {
 			seq, dup, err := w.insert(&r.events[i])
 			if err != nil {
@@ -284,20 +325,21 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 			r.res.Seqs[i] = seq
 			if dup {
 				r.res.Duplicates++
+				continue
 			}
+			w.newSeqs = append(w.newSeqs, seq)
+			w.newKeys = append(w.newKeys, r.keys[i])
+			w.noteTime(seq, r.events[i].Time)
 		}
 	}
-	// Full-text entries go in after all events: an INSERT into events opens
-	// a statement journal (it may abort halfway through its indexes), and
-	// FTS4 writes its pending terms out as a new segment whenever a
-	// statement journal opens while it holds some. Interleaving the two
-	// would write, and soon merge, one FTS segment per event.
-	for _, d := range w.fts {
-		w.args2[0].Value = int64(d.seq)
-		w.args2[1].Value = d.message
-		if err := execStmt(w.insertFTS, w.args2[:]); err != nil {
-			return 0, fmt.Errorf("index message of event %d: %w", d.seq, err)
+	for _, b := range w.blocks {
+		w.args[0].Value, w.args[1].Value, w.args[2].Value = int64(b.block), b.min, b.max
+		if err := execStmt(w.upsertBlock, w.args[:3]); err != nil {
+			return 0, fmt.Errorf("save time span of block %d: %w", b.block, err)
 		}
+	}
+	if err := w.flushChunk(); err != nil {
+		return 0, err
 	}
 	if w.last != first {
 		w.args2[0].Value = int64(w.last)
@@ -315,8 +357,6 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 // forgetArgs drops the references the reused arguments hold to the last
 // batch's events.
 func (w *writer) forgetArgs() {
-	clear(w.fts)
-	w.fts = w.fts[:0]
 	for i := range w.args {
 		w.args[i].Value = nil
 	}
@@ -370,19 +410,6 @@ func (w *writer) insert(e *event.Event) (seq uint64, dup bool, err error) {
 		return seq, true, nil
 	}
 	w.last = seq
-	if e.Message != "" {
-		w.fts = append(w.fts, ftsDoc{seq: seq, message: e.Message})
-	}
-	for _, obj := range e.Related {
-		if obj == "" {
-			continue
-		}
-		w.args2[0].Value = obj
-		w.args2[1].Value = int64(seq)
-		if err := execStmt(w.insertRelated, w.args2[:]); err != nil {
-			return 0, false, fmt.Errorf("insert related object of event %q: %w", e.ID, err)
-		}
-	}
 	return seq, false, nil
 }
 
@@ -427,7 +454,7 @@ func (w *writer) checkpoint() error {
 
 func (w *writer) close() error {
 	for _, st := range []driver.Stmt{w.begin, w.commitTx, w.rollback, w.insertEvent,
-		w.lookupSeq, w.insertRelated, w.insertFTS, w.saveCursor, w.saveLastSeq} {
+		w.lookupSeq, w.insertPostings, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -488,5 +515,163 @@ func queryString(c *sqlite3.SQLiteConn, query string) (string, error) {
 		return string(v), nil
 	default:
 		return "", fmt.Errorf("unexpected %T from %q", v, query)
+	}
+}
+
+// blockShift gives an event's time block: seq >> blockShift. The timeblocks
+// table keeps the earliest and latest @timestamp of each block, so a time
+// range search reads only the blocks it overlaps.
+const blockShift = 10
+
+// timeBlock is the time span of the events of one block written by a
+// transaction.
+type timeBlock struct {
+	block    uint64
+	min, max int64
+}
+
+// noteTime widens the time span of seq's block in the transaction.
+func (w *writer) noteTime(seq uint64, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	ts := unixNano(t)
+	b := seq >> blockShift
+	if n := len(w.blocks); n > 0 && w.blocks[n-1].block == b {
+		w.blocks[n-1].min = min(w.blocks[n-1].min, ts)
+		w.blocks[n-1].max = max(w.blocks[n-1].max, ts)
+		return
+	}
+	w.blocks = append(w.blocks, timeBlock{block: b, min: ts, max: ts})
+}
+
+// flushPending tells whether a closed segment's postings wait to be written
+// out.
+func (w *writer) flushPending() bool {
+	segs := w.idx.segs
+	return len(segs) > 1 || len(segs) == 1 && segs[0].seg < (w.committed+1)>>segShift
+}
+
+// flushChunk writes the next chunk of the oldest closed segment's postings
+// in the transaction, in key order, and, with the last chunk, the segment
+// number from which postings are in memory. More closed segments waiting
+// make bigger chunks, so the flush keeps up with any ingest rate.
+func (w *writer) flushChunk() error {
+	if !w.flushPending() {
+		return nil
+	}
+	x := w.idx.segs[0]
+	if x.keys == nil {
+		x.keys = make([]pkey, 0, x.numKeys())
+		for f, m := range x.lists {
+			for v := range m {
+				x.keys = append(x.keys, pkey{uint8(f), v})
+			}
+		}
+		sortKeys(x.keys)
+	}
+	end := min(len(x.keys), x.next+flushChunkKeys*len(w.idx.segs))
+	a := &w.args
+	a[0].Value = int64(x.seg)
+	for _, k := range x.keys[x.next:end] {
+		w.encBuf = encodeList(w.encBuf[:0], x.lists[k.f][k.v])
+		a[1].Value, a[2].Value, a[3].Value = int64(k.f), []byte(k.v), w.encBuf
+		if err := execStmt(w.insertPostings, a[:4]); err != nil {
+			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+		}
+	}
+	if end == len(x.keys) {
+		w.args2[0].Value = int64(x.seg + 1)
+		if err := execStmt(w.saveFlushed, w.args2[:1]); err != nil {
+			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+		}
+	}
+	w.flushTo, w.flushing = end, true
+	return nil
+}
+
+// published makes the committed transaction's events searchable: their
+// postings go into the in-memory index, and a segment whose postings are
+// now all in the table leaves it.
+func (w *writer) published() {
+	m := w.idx
+	m.mu.Lock()
+	m.add(w.newSeqs, w.newKeys)
+	if w.flushing {
+		x := m.segs[0]
+		x.next = w.flushTo
+		if x.next == len(x.keys) {
+			m.segs[0] = nil
+			m.segs = m.segs[1:]
+			m.flushed = x.seg + 1
+		}
+	}
+	m.mu.Unlock()
+	w.committed = w.last
+	w.flushing = false
+	clear(w.newKeys)
+}
+
+// loadIndex builds the in-memory postings of every segment not yet written
+// out, from the events' columns (and related objects from their canonical
+// bytes). At most a little more than one segment is read, unless the store
+// comes from a version of Vigil before postings (then every segment is,
+// once).
+func (w *writer) loadIndex() error {
+	flushed, err := queryInt(w.conn, `SELECT coalesce((SELECT value FROM meta WHERE key = 'postings_seg'), 0)`)
+	if err != nil {
+		return fmt.Errorf("read postings state: %w", err)
+	}
+	w.idx = &memIndex{flushed: uint64(flushed)}
+	rows, err := w.conn.Query(`SELECT seq, source_ip, user_name, user_id, action, category, outcome,
+		method, path, status, request_id, service, message, CAST(canonical AS BLOB)
+		FROM events WHERE seq >= ? ORDER BY seq`, []driver.Value{int64(flushed << segShift)})
+	if err != nil {
+		return fmt.Errorf("index stored events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		dest  = make([]driver.Value, 14)
+		keys  []pkey
+		ipBuf [16]byte
+		seq   [1]uint64
+		kk    [1][]pkey
+	)
+	str := func(v driver.Value) string {
+		switch v := v.(type) {
+		case string:
+			return v
+		case []byte:
+			return string(v)
+		}
+		return ""
+	}
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("index stored events: %w", err)
+		}
+		n, _ := dest[0].(int64)
+		var e event.Event
+		if ip, ok := dest[1].([]byte); ok && len(ip) == 16 {
+			e.SourceIP = netip.AddrFrom16([16]byte(ip)).Unmap()
+		}
+		e.UserName, e.UserID, e.Action = str(dest[2]), str(dest[3]), str(dest[4])
+		e.Category, e.Outcome, e.Method, e.Path = str(dest[5]), str(dest[6]), str(dest[7]), str(dest[8])
+		status, _ := dest[9].(int64)
+		e.Status = int(status)
+		e.RequestID, e.Service, e.Message = str(dest[10]), str(dest[11]), str(dest[12])
+		if canon, _ := dest[13].([]byte); bytes.Contains(canon, []byte(`"related"`)) {
+			full, err := event.Parse(canon, event.Limits{MaxBytes: 2*len(canon) + 4096, MaxDepth: 1 << 12}, time.Time{})
+			if err != nil {
+				return fmt.Errorf("index stored event %d: %w", n, err)
+			}
+			e.Related = full.Related
+		}
+		keys = eventKeys(&e, keys[:0], &ipBuf)
+		seq[0], kk[0] = uint64(n), keys
+		w.idx.add(seq[:], kk[:])
 	}
 }

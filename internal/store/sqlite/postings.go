@@ -1,0 +1,368 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/vigilsec/vigil/internal/event"
+)
+
+// The secondary indexes are postings: for each segment of 65536 sequence
+// numbers (seq >> segShift) and each (field, value) found in it, the sorted
+// list of the events holding that value. The writer keeps the postings of
+// the open segment (and of closed segments not yet written out) in memory,
+// adds each committed batch to them, and writes a closed segment's postings
+// to the postings table in key order, a chunk per transaction. A table
+// written in key order grows at its end, so the index costs the writer a
+// few map appends per event instead of one random B-tree insert per field
+// (see docs/decisions/0004-postings.md).
+
+// segShift gives an event's segment: seq >> segShift.
+const segShift = 16
+
+// segSize is the number of sequence numbers in a segment.
+const segSize = 1 << segShift
+
+// Indexed fields, as stored in postings.field. Never renumber: the numbers
+// are in the database.
+const (
+	fSourceIP  = 1 // 16-byte address, IPv4 as IPv4-mapped IPv6
+	fUserName  = 2
+	fUserID    = 3
+	fAction    = 4
+	fCategory  = 5
+	fOutcome   = 6
+	fMethod    = 7
+	fPath      = 8
+	fStatus    = 9 // decimal
+	fRequestID = 10
+	fService   = 11
+	fRelated   = 12 // one entry of related.objects
+	fWord      = 13 // a word of message, lower case
+	fAll       = 14 // every stored event, under the empty value
+	numFields  = 15
+)
+
+// Bounds on what one event puts in the index.
+const (
+	maxWordBytes   = 64   // longer words are not indexed
+	maxEventWords  = 1000 // words of a message indexed (the rest are not)
+	maxValueBytes  = 1024 // longer field values are indexed by their first bytes
+	flushChunkKeys = 4096 // postings written per transaction while flushing
+)
+
+// pkey is one indexed (field, value).
+type pkey struct {
+	f uint8
+	v string
+}
+
+// eventKeys appends the keys under which e is indexed. Values are views of
+// e's strings; segIndex.add copies the ones it keeps.
+func eventKeys(e *event.Event, out []pkey, ipBuf *[16]byte) []pkey {
+	out = append(out, pkey{fAll, ""})
+	if e.SourceIP.IsValid() {
+		*ipBuf = e.SourceIP.As16()
+		out = append(out, pkey{fSourceIP, string(ipBuf[:])})
+	}
+	for _, kv := range [...]struct {
+		f uint8
+		v string
+	}{
+		{fUserName, e.UserName}, {fUserID, e.UserID}, {fAction, e.Action},
+		{fCategory, e.Category}, {fOutcome, e.Outcome}, {fMethod, e.Method},
+		{fPath, e.Path}, {fRequestID, e.RequestID}, {fService, e.Service},
+	} {
+		if kv.v != "" {
+			out = append(out, pkey{kv.f, clip(kv.v)})
+		}
+	}
+	if e.Status != 0 {
+		out = append(out, pkey{fStatus, strconv.Itoa(e.Status)})
+	}
+	for _, obj := range e.Related {
+		if obj != "" {
+			out = append(out, pkey{fRelated, clip(obj)})
+		}
+	}
+	n := 0
+	forEachWord(e.Message, func(w string) bool {
+		out = append(out, pkey{fWord, w})
+		n++
+		return n < maxEventWords
+	})
+	return out
+}
+
+func clip(s string) string {
+	if len(s) <= maxValueBytes {
+		return s
+	}
+	return s[:maxValueBytes]
+}
+
+// forEachWord calls fn with each word of text in order, lower-cased: a run
+// of letters and digits of at most maxWordBytes bytes (longer runs are
+// skipped). It stops when fn returns false.
+func forEachWord(text string, fn func(string) bool) {
+	start := -1
+	upper := false
+	emit := func(end int) bool {
+		w := text[start:end]
+		start = -1
+		if len(w) > maxWordBytes {
+			return true
+		}
+		if upper {
+			w = strings.ToLower(w)
+		}
+		return fn(w)
+	}
+	for i := 0; i < len(text); {
+		c := text[i]
+		var (
+			r    rune
+			size = 1
+		)
+		if c < utf8.RuneSelf {
+			r = rune(c)
+		} else {
+			r, size = utf8.DecodeRuneInString(text[i:])
+		}
+		word := c < utf8.RuneSelf && ('a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z') ||
+			c >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))
+		if word {
+			if start < 0 {
+				start, upper = i, false
+			}
+			if 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
+				upper = true // lower-case it (non-ASCII: let ToLower decide)
+			}
+		} else if start >= 0 && !emit(i) {
+			return
+		}
+		i += size
+	}
+	if start >= 0 {
+		emit(len(text))
+	}
+}
+
+// segIndex is the in-memory postings of one segment: for each key, the
+// offsets (seq - seg<<segShift) of its events in ascending order. The writer
+// appends under memIndex.mu; readers copy a list's header under the read
+// lock and may read its first len elements afterwards, since those are never
+// written again.
+type segIndex struct {
+	seg   uint64
+	lists [numFields]map[string][]uint16 // by field, then value
+	keys  []pkey                         // sorted keys, made when the segment is closed for flushing
+	next  int                            // keys[:next] are in the postings table
+}
+
+func newSegIndex(seg uint64) *segIndex {
+	x := &segIndex{seg: seg}
+	for f := range x.lists {
+		x.lists[f] = make(map[string][]uint16)
+	}
+	return x
+}
+
+// add indexes seq under keys.
+// numKeys returns the number of keys of x.
+func (x *segIndex) numKeys() int {
+	n := 0
+	for _, m := range x.lists {
+		n += len(m)
+	}
+	return n
+}
+
+func (x *segIndex) add(seq uint64, keys []pkey) {
+	off := uint16(seq & (segSize - 1))
+	for _, k := range keys {
+		m := x.lists[k.f]
+		l, ok := m[k.v]
+		if !ok {
+			// Cloned: do not keep the event's memory alive.
+			m[strings.Clone(k.v)] = append(make([]uint16, 0, 2), off)
+			continue
+		}
+		if l[len(l)-1] == off { // the same word twice in one message
+			continue
+		}
+		m[k.v] = append(l, off)
+	}
+}
+
+// memIndex holds the segments whose postings are in memory: every segment
+// from flushed on. Segments before flushed are in the postings table.
+type memIndex struct {
+	mu      sync.RWMutex
+	flushed uint64      // first segment not (wholly) in the postings table
+	segs    []*segIndex // segments flushed, flushed+1, …, in order
+}
+
+// segment returns the in-memory index of seg, or nil when seg is before
+// flushed (then it is in the table). The caller holds mu.
+func (m *memIndex) segment(seg uint64) *segIndex {
+	if seg < m.flushed {
+		return nil
+	}
+	i := seg - m.flushed
+	if i >= uint64(len(m.segs)) {
+		return nil
+	}
+	return m.segs[i]
+}
+
+// add indexes the events of one committed transaction, creating segments
+// as needed. The caller holds mu for writing.
+func (m *memIndex) add(seqs []uint64, keys [][]pkey) {
+	for i, seq := range seqs {
+		seg := seq >> segShift
+		for len(m.segs) == 0 || m.segs[len(m.segs)-1].seg < seg {
+			next := m.flushed
+			if len(m.segs) > 0 {
+				next = m.segs[len(m.segs)-1].seg + 1
+			}
+			m.segs = append(m.segs, newSegIndex(next))
+		}
+		m.segs[len(m.segs)-1].add(seq, keys[i])
+	}
+}
+
+// encodeList writes offsets as varint deltas.
+func encodeList(dst []byte, offs []uint16) []byte {
+	prev := 0
+	for i, o := range offs {
+		d := int(o) - prev
+		if i == 0 {
+			d = int(o)
+		}
+		dst = binary.AppendUvarint(dst, uint64(d))
+		prev = int(o)
+	}
+	return dst
+}
+
+var errBadPostings = errors.New("corrupt postings list")
+
+// bitmap has one bit per sequence number of a segment.
+type bitmap [segSize / 64]uint64
+
+func (b *bitmap) set(off uint16)      { b[off>>6] |= 1 << (off & 63) }
+func (b *bitmap) has(off uint16) bool { return b[off>>6]&(1<<(off&63)) != 0 }
+
+func (b *bitmap) setRange(lo, hi int) { // [lo, hi)
+	for i := lo; i < hi; {
+		if i&63 == 0 && i+64 <= hi {
+			b[i>>6] = ^uint64(0)
+			i += 64
+			continue
+		}
+		b.set(uint16(i))
+		i++
+	}
+}
+
+func (b *bitmap) and(o *bitmap) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+
+func (b *bitmap) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+func (b *bitmap) empty() bool {
+	for _, w := range b {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// countAnd returns how many offsets of an encoded list are set in b.
+func (b *bitmap) countList(offs []uint16) int {
+	n := 0
+	for _, o := range offs {
+		if b.has(o) {
+			n++
+		}
+	}
+	return n
+}
+
+// offsets appends the set offsets of b in ascending order.
+func (b *bitmap) offsets(out []uint16) []uint16 {
+	for i, w := range b {
+		for w != 0 {
+			t := bits.TrailingZeros64(w)
+			out = append(out, uint16(i*64+t))
+			w &= w - 1
+		}
+	}
+	return out
+}
+
+// decodeList appends the offsets of an encoded list.
+func decodeList(out []uint16, data []byte) ([]uint16, error) {
+	prev := 0
+	first := true
+	for len(data) > 0 {
+		d, n := binary.Uvarint(data)
+		if n <= 0 {
+			return out, errBadPostings
+		}
+		data = data[n:]
+		v := int(d)
+		if !first {
+			v += prev
+			if d == 0 {
+				return out, errBadPostings
+			}
+		}
+		if v >= segSize || d >= segSize {
+			return out, errBadPostings
+		}
+		out = append(out, uint16(v))
+		prev, first = v, false
+	}
+	return out, nil
+}
+
+// sortKeys orders keys as the postings table does: field, then value
+// byte-wise.
+func sortKeys(keys []pkey) {
+	slices.SortFunc(keys, func(a, b pkey) int {
+		if a.f != b.f {
+			return int(a.f) - int(b.f)
+		}
+		return strings.Compare(a.v, b.v)
+	})
+}
+
+func fieldName(f uint8) string {
+	switch f {
+	case fSourceIP:
+		return "source.ip"
+	case fWord:
+		return "message word"
+	}
+	return fmt.Sprintf("field %d", f)
+}
