@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Vigil's whole test suite. The README's second quick-start command and
-# .ci/run both call this script. It installs nothing today beyond Go modules;
-# tests that need outside programs check for them and say how to install them.
+# .ci/run both call this script. It installs the Debian packages the tests
+# need when they are missing; tests that need outside programs also check for
+# them and say how to install them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,21 @@ fi
 if ! command -v gcc >/dev/null; then
   echo "test.sh: gcc is needed for the SQLite driver (cgo): apt-get install gcc" >&2
   exit 1
+fi
+
+# Programs that tests run as real peers, from Debian's packages: Prometheus
+# Alertmanager (notifications) and the sqlite3 shell (tamper tests).
+need=()
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]} (Debian packages)"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${need[@]}" >/dev/null ||
+    { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; } ||
+    { echo "test.sh: could not install ${need[*]}: apt-get install ${need[*]}" >&2; exit 1; }
 fi
 
 echo "== gofmt"
