@@ -16,10 +16,16 @@ if ! command -v gcc >/dev/null; then
 fi
 
 # Programs that tests run as real peers, from Debian's packages: Prometheus
-# Alertmanager (notifications) and the sqlite3 shell (tamper tests).
+# Alertmanager (notifications), the sqlite3 shell (tamper tests), firewall
+# tools and nginx (ban exports).
 need=()
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# The ban exports are loaded into the real firewall tools and nginx.
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables-restore >/dev/null || need+=(iptables)
+command -v ipset >/dev/null || need+=(ipset)
+command -v nginx >/dev/null || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} (Debian packages)"
   sudo=""
