@@ -27,6 +27,11 @@ func commands() []command {
 		{"search", "search events by field, IP or CIDR, time range and free text; count and top-N", runSearch},
 		{"tail", "print the latest events; -f follows new ones as they arrive", runTail},
 		{"demo", "send realistic traffic of a small web shop, including attacks", runDemo},
+		{"rules", "test detection rules offline over a log, check them, list the built-in pack", runRules},
+		{"alerts", "list alerts or show one with its evidence", runAlerts},
+		{"silence", "add, list or expire silences", runSilence},
+		{"decisions", "list, add, remove and export bans and throttles", runDecisions},
+		{"notify", "send test notifications through the configured receivers", runNotify},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("vigil", version); return nil }},
 	}
 }
@@ -34,7 +39,7 @@ func commands() []command {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "vigil: security event logging, detection and response in one binary.\n\nUsage: vigil COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'vigil COMMAND --help' for a command's flags.\n")
 }

@@ -43,5 +43,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the detection rules; a bad file leaves the rules in
+	// force (the error is logged).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = srv.ReloadRules()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return srv.Run(ctx)
 }

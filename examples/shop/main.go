@@ -23,6 +23,7 @@ func main() {
 	spool := flag.String("spool", "./shop-spool", "spool directory for events Vigil has not acknowledged yet")
 	jobEvery := flag.Duration("job-every", 30*time.Second, "period of the send-newsletter job")
 	rate := flag.Int("rate", 20, "requests allowed per minute from one IP address")
+	followBans := flag.Bool("follow-bans", true, "refuse the addresses and users Vigil bans (follows Vigil's decision stream)")
 	flag.Parse()
 
 	token := os.Getenv("VIGIL_TOKEN")
@@ -30,12 +31,13 @@ func main() {
 		log.Print("warning: VIGIL_TOKEN is empty; Vigil will refuse the events (they wait in the spool)")
 	}
 	h, closeFn, err := newShop(shopConfig{
-		VigilURL:  *vigilURL,
-		Token:     token,
-		SpoolDir:  *spool,
-		JobEvery:  *jobEvery,
-		RateLimit: *rate,
-		Log:       os.Stderr,
+		VigilURL:   *vigilURL,
+		Token:      token,
+		SpoolDir:   *spool,
+		JobEvery:   *jobEvery,
+		RateLimit:  *rate,
+		Log:        os.Stderr,
+		FollowBans: *followBans,
 	})
 	if err != nil {
 		log.Fatal(err)

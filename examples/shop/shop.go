@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,11 @@ type shopConfig struct {
 	// Now is the clock of the rate limiter and the login lockout;
 	// nil = time.Now.
 	Now func() time.Time
+	// FollowBans makes the shop refuse the addresses and users Vigil bans
+	// (403) or throttles (429), following Vigil's decision stream.
+	FollowBans bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 const sessionCookie = "shop_session"
@@ -102,6 +108,7 @@ func newShop(cfg shopConfig) (http.Handler, func(context.Context) error, error) 
 		Sink:           sh,
 		CaptureBodies:  true,
 		CaptureHeaders: true,
+		TrustedProxies: cfg.TrustedProxies,
 		ErrorLog:       slog.New(slog.NewTextHandler(cfg.Log, nil)),
 	})
 	if err != nil {
@@ -138,14 +145,30 @@ func newShop(cfg shopConfig) (http.Handler, func(context.Context) error, error) 
 	go paySrv.Serve(ln)
 	s.payURL = "http://" + ln.Addr().String()
 
-	lim, err := throttle.New(throttle.Config{
+	var bans *throttle.VigilBans
+	if cfg.FollowBans {
+		bans, err = throttle.FollowVigil(context.Background(), cfg.VigilURL, cfg.Token, throttle.FollowConfig{
+			Log: slog.New(slog.NewTextHandler(cfg.Log, nil)),
+		})
+		if err != nil {
+			paySrv.Close()
+			c.Close(context.Background())
+			return nil, nil, err
+		}
+	}
+	tc := throttle.Config{
 		Validators: []throttle.Validator{throttle.PerIP(cfg.RateLimit, time.Minute), throttle.PerIP(1000, time.Hour)},
 		Now:        cfg.Now,
+		ClientIP:   vigil.ClientIP,
 		OnLimit: func(r *http.Request, v string, wait time.Duration) {
 			c.Audit(r.Context(), "excess_rate_limit_exceeded",
 				vigil.String("labels.validator", v), vigil.Int("labels.retry_after_s", int64(throttle.RetryAfterSeconds(wait))))
 		},
-	})
+	}
+	if bans != nil {
+		tc.Enforcer = bans
+	}
+	lim, err := throttle.New(tc)
 	if err != nil {
 		paySrv.Close()
 		c.Close(context.Background())
@@ -188,6 +211,9 @@ func newShop(cfg shopConfig) (http.Handler, func(context.Context) error, error) 
 		stopJobs()
 		jobs.Wait()
 		paySrv.Close()
+		if bans != nil {
+			bans.Close()
+		}
 		return c.Close(ctx)
 	}
 	return c.Middleware(lim.Middleware(mux)), closeFn, nil

@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -166,8 +167,8 @@ func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 		tok, ok := BearerToken(r)
 		msg := "missing bearer token: send Authorization: Bearer <token>"
 		if ok {
-			if _, valid := t.Check(tok); valid {
-				next.ServeHTTP(w, r)
+			if e, valid := t.Check(tok); valid {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
 				return
 			}
 			msg = "invalid token"
@@ -178,4 +179,12 @@ func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
 		httperr.Msg(w, http.StatusUnauthorized, msg)
 	})
+}
+
+type entryKey struct{}
+
+// FromContext returns the token entry of a request that passed Require.
+func FromContext(ctx context.Context) (Entry, bool) {
+	e, ok := ctx.Value(entryKey{}).(Entry)
+	return e, ok
 }

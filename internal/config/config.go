@@ -14,7 +14,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigilsec/vigil/internal/alert"
 	"github.com/vigilsec/vigil/internal/ingest"
+	"github.com/vigilsec/vigil/internal/notify"
+	"github.com/vigilsec/vigil/internal/respond"
 )
 
 // Config is the whole configuration. Every field has a working default, so
@@ -27,6 +30,30 @@ type Config struct {
 	Ingest   Ingest `yaml:"ingest"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGINT/SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Alerting routes alerts to receivers, with grouping timers (see
+	// docs/alerts.md).
+	Alerting alert.Config `yaml:"alerting"`
+	// Notify defines the receivers: email, Slack, PagerDuty, webhooks,
+	// Alertmanager (see docs/notifications.md).
+	Notify notify.Config `yaml:"notify"`
+	// Rules selects the detection rules (see docs/rules.md).
+	Rules Rules `yaml:"rules"`
+	// Respond configures automatic response: decisions and the allowlist
+	// (see docs/response.md).
+	Respond respond.Config `yaml:"respond"`
+}
+
+// Rules selects the detection rules: the built-in pack, less the rules named
+// in disabled_builtin, plus the rule files of dir (reloaded when they change
+// and on SIGHUP).
+type Rules struct {
+	// Dir holds user rule files (*.yml, *.yaml, Sigma rules). Empty: the
+	// built-in pack alone. A relative path is relative to the working
+	// directory.
+	Dir             string   `yaml:"dir"`
+	DisabledBuiltin []string `yaml:"disabled_builtin"`
+	// NoBuiltin turns the whole built-in pack off.
+	NoBuiltin bool `yaml:"no_builtin"`
 }
 
 // TLS enables HTTPS when both files are set.
@@ -78,6 +105,8 @@ func Default() Config {
 			MaxBatchEvents: l.MaxBatchEvents, MaxConcurrent: l.MaxConcurrent, MaxQueuedEvents: l.MaxQueuedEvents,
 		},
 		ShutdownTimeout: Duration(15 * time.Second),
+		Alerting:        alert.Default(),
+		Respond:         respond.DefaultConfig(),
 	}
 }
 
@@ -143,6 +172,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("field shutdown_timeout: must be positive")
+	}
+	if err := c.Alerting.Validate(); err != nil {
+		return errors.New(strings.Replace(err.Error(), "field ", "field alerting.", 1))
+	}
+	if err := c.Notify.Validate(); err != nil {
+		return fmt.Errorf("field notify.%w", err)
+	}
+	if err := c.Respond.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ type Server struct {
 	listener net.Listener
 	useTLS   bool
 	ready    atomic.Bool
+	detect   *detection
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -128,6 +129,14 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/events", tokens.Require(in, in.CountUnauthorized))
 	(&api.Events{Store: st, Hub: hub}).Register(mux, s.requireToken)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	mux.Handle("GET /metrics", s.requireToken(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	if opts.Pprof {
 		mux.Handle("/debug/pprof/", s.requireToken(http.HandlerFunc(pprof.Index)))
@@ -147,14 +156,6 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -165,6 +166,15 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		s.useTLS = true
 	}
+	// Detection is set up once the listener is bound: its links use the
+	// server's URL. Its routes are added before serving starts.
+	s.detect, err = newDetection(cfg, st, hub, reg, log, s.URL)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	s.detect.mount(mux, s.requireToken, s.http)
 	return s, nil
 }
 
@@ -178,6 +188,10 @@ func (s *Server) URL() string {
 	}
 	return "http://" + s.Addr()
 }
+
+// ReloadRules loads the detection rules again (on SIGHUP). On error the
+// rules in force stay and the error says why.
+func (s *Server) ReloadRules() error { return s.detect.reload() }
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
@@ -198,6 +212,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		close(errc)
 	}()
+	dctx, stopDetection := context.WithCancel(context.Background())
+	detectDone := make(chan struct{})
+	go func() {
+		defer close(detectDone)
+		s.detect.run(dctx)
+	}()
 	s.ready.Store(true)
 	s.log.Info("vigil serving", "url", s.URL(), "data_dir", s.cfg.DataDir)
 
@@ -214,6 +234,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("drain did not finish in time", "err", err)
 		s.http.Close()
 	}
+	// Detection stops after the last events are in, and saves its state
+	// before the store closes.
+	stopDetection()
+	<-detectDone
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -52,8 +52,8 @@
 //
 // # Bans
 //
-// An Enforcer (StaticBans in memory, later a client of Vigil's decision
-// stream) is checked before the validators: a "ban" decision on the IP, a
+// An Enforcer (StaticBans in memory, or VigilBans, which FollowVigil keeps
+// in step with Vigil's decision stream) is checked before the validators: a "ban" decision on the IP, a
 // range holding it, or the user gets 403 {"error":"forbidden"}; a
 // "throttle" decision gets 429 until it ends. Exempt IPs and exempt routes
 // are exempt from limits, not from bans.

@@ -6,13 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/alert"
 	"github.com/vigilsec/vigil/internal/notify/message"
+	"github.com/vigilsec/vigil/internal/testpeer"
 )
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -136,112 +133,18 @@ func TestNotifyStatusesAndAuth(t *testing.T) {
 
 // requireAlertmanager returns the path of the Alertmanager binary, failing
 // the test (not skipping it) when it is not installed.
-func requireAlertmanager(t *testing.T) string {
+// listAlerts returns Alertmanager's alerts by alertname/source_ip.
+func listAlerts(t *testing.T, base string) map[string]testpeer.AlertmanagerAlert {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Fatalf("prometheus-alertmanager is not installed; this test runs a real Alertmanager 0.25: apt-get install prometheus-alertmanager")
-	}
-	return bin
-}
-
-// startAlertmanager runs a throwaway Alertmanager on 127.0.0.1 and returns
-// its base URL once it is ready.
-func startAlertmanager(t *testing.T) string {
-	bin := requireAlertmanager(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	conf := "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n"
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited before it was ready:\n%s", logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s after 20s:\n%s", base, logs.String())
-		}
-	}
-}
-
-// gettableAlert is the part of Alertmanager's GET /api/v2/alerts answer the
-// test reads.
-type gettableAlert struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Status       struct {
-		State string `json:"state"`
-	} `json:"status"`
-}
-
-func listAlerts(t *testing.T, base string) map[string]gettableAlert {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v2/alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /api/v2/alerts: %d %s", resp.StatusCode, b)
-	}
-	var as []gettableAlert
-	if err := json.Unmarshal(b, &as); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
-	out := map[string]gettableAlert{}
-	for _, a := range as {
+	out := map[string]testpeer.AlertmanagerAlert{}
+	for _, a := range testpeer.AlertmanagerAlerts(t, base) {
 		out[a.Labels["alertname"]+"/"+a.Labels["source_ip"]] = a
 	}
 	return out
 }
 
 func TestRealAlertmanager(t *testing.T) {
-	base := startAlertmanager(t)
+	base := testpeer.Alertmanager(t)
 	// A second URL to the same Alertmanager: "send to all" must post to
 	// both, and Alertmanager merges the duplicates by labels.
 	n, err := New(Options{URLs: []string{base, base + "/"}})

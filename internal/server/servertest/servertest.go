@@ -34,6 +34,14 @@ func Start(t testing.TB, dataDir, listen, token string) *Vigil {
 	cfg := config.Default()
 	cfg.Listen = listen
 	cfg.DataDir = dataDir
+	return StartConfig(t, cfg, token)
+}
+
+// StartConfig runs Vigil with the configuration cfg (its Listen and DataDir
+// included), as Start does.
+func StartConfig(t testing.TB, cfg config.Config, token string) *Vigil {
+	t.Helper()
+	dataDir := cfg.DataDir
 	srv, err := server.New(cfg, server.Options{AdminToken: token, Out: io.Discard, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("start Vigil: %v", err)
