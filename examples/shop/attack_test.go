@@ -237,7 +237,9 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool, exp
 	}
 }
 
-func getRaw(t *testing.T, url, token string, out *bytes.Buffer) {
+// getRaw writes the body of an authenticated GET of url to out, and returns
+// the status code.
+func getRaw(t *testing.T, url, token string, out *bytes.Buffer) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -247,23 +249,17 @@ func getRaw(t *testing.T, url, token string, out *bytes.Buffer) {
 	}
 	defer resp.Body.Close()
 	io.Copy(out, resp.Body)
+	return resp.StatusCode
 }
 
 func getJSON(t *testing.T, url, token string, out any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	var b bytes.Buffer
+	if code := getRaw(t, url, token, &b); code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, b.String())
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, strings.TrimSpace(string(b)))
+	if err := json.Unmarshal(b.Bytes(), out); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, strings.TrimSpace(b.String()))
 	}
 }
 
