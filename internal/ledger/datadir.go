@@ -1,0 +1,299 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/bits"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TreeAltered: a stored interior hash of ledger.db differs from the one
+// computed from the recorded leaves (only VerifyDataDir reports it).
+const TreeAltered Reason = "tree altered"
+
+// EventsFile is the store's database in the data directory.
+const EventsFile = "events.db"
+
+// VerifyDataDir checks a stopped server's data directory with nothing but
+// the public key: it opens events.db and ledger.db read-only, recomputes
+// every leaf from the stored canonical bytes, rebuilds the tree, compares
+// it with the stored hashes and with every checkpoint in ledger.db, whose
+// signatures must verify with v. Tampering is reported in the Report; the
+// error is for files that cannot be read.
+func VerifyDataDir(ctx context.Context, dir string, v note.Verifier, opts VerifyOptions) (*Report, error) {
+	events, err := openDB(filepath.Join(dir, EventsFile), true)
+	if err != nil {
+		return nil, fmt.Errorf("open %s read-only: %w", filepath.Join(dir, EventsFile), err)
+	}
+	defer events.Close()
+	ldb, err := openDB(filepath.Join(dir, DBFile), true)
+	if err != nil {
+		return nil, fmt.Errorf("open %s read-only: %w", filepath.Join(dir, DBFile), err)
+	}
+	defer ldb.Close()
+	d := &dirCheck{ctx: ctx, v: v, opts: opts, events: events, ldb: ldb, rep: &Report{FromSeq: 1}}
+	if err := d.run(); err != nil {
+		return nil, err
+	}
+	return d.rep, nil
+}
+
+type dirCheck struct {
+	ctx    context.Context
+	v      note.Verifier
+	opts   VerifyOptions
+	events *sql.DB
+	ldb    *sql.DB
+	rep    *Report
+	ch     *checker
+
+	cps      *sql.Rows
+	cpNext   int64 // size of the next checkpoint row (-1: none left)
+	cpNote   string
+	covered  int64 // events covered by the last checkpoint checked
+	lastGood Checkpoint
+	badSigs  int
+	firstBad string
+}
+
+func (d *dirCheck) run() error {
+	ctx := d.ctx
+	s, ok, err := readMeta(ctx, d.ldb, "tree_size")
+	if err != nil || !ok {
+		return fmt.Errorf("read the tree size from %s: %v", DBFile, errOr(err, "absent"))
+	}
+	size, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || size < 0 || size > MaxTreeSize {
+		return fmt.Errorf("%s: tree size %q is not a number", DBFile, s)
+	}
+	var maxSeq sql.NullInt64
+	if err := d.events.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&maxSeq); err != nil {
+		return fmt.Errorf("read %s: %w", EventsFile, err)
+	}
+	total := uint64(max(size, maxSeq.Int64))
+	d.rep.ToSeq = total
+
+	evRows, err := d.events.QueryContext(ctx, `SELECT seq, canonical FROM events ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", EventsFile, err)
+	}
+	defer evRows.Close()
+	hs, err := newHashStream(ctx, d.ldb)
+	if err != nil {
+		return err
+	}
+	defer hs.close()
+	d.cps, err = d.ldb.QueryContext(ctx, `SELECT size, note FROM checkpoints ORDER BY size`)
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer d.cps.Close()
+	if err := d.advanceCheckpoint(); err != nil {
+		return err
+	}
+
+	empty, _ := newFrontier(0, nil)
+	d.ch = newChecker(d.v, d.rep, empty, empty.clone())
+
+	var (
+		evSeq   int64
+		evBytes []byte
+		evOK    bool
+	)
+	nextEvent := func() error {
+		evOK = evRows.Next()
+		if !evOK {
+			return evRows.Err()
+		}
+		return evRows.Scan(&evSeq, &evBytes)
+	}
+	if err := nextEvent(); err != nil {
+		return fmt.Errorf("read %s: %w", EventsFile, err)
+	}
+	for evOK && evSeq < 1 {
+		d.rep.Notes = append(d.rep.Notes, fmt.Sprintf("events.db holds an event with sequence number %d, outside the log", evSeq))
+		if err := nextEvent(); err != nil {
+			return fmt.Errorf("read %s: %w", EventsFile, err)
+		}
+	}
+	if err := d.checkpointsAt(0); err != nil {
+		return err
+	}
+	storedOK := true
+	treeAltered := false
+	endReported := false
+	stored := make([]tlog.Hash, 0, 64)
+	for n := int64(0); n < size; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		seq := uint64(n) + 1
+		// The stored hashes of leaf n: the leaf, then one per subtree it
+		// completes (as many as n has trailing one bits).
+		m := bits.TrailingZeros64(uint64(n) + 1)
+		stored = stored[:0]
+		for i := 0; i <= m && storedOK; i++ {
+			h, ok := hs.read()
+			if !ok {
+				if hs.err != nil {
+					return fmt.Errorf("read tree hashes: %w", hs.err)
+				}
+				storedOK = false
+				d.rep.add(Problem{Seq: seq, Reason: TreeAltered, Detail: fmt.Sprintf("%s lacks the tree hashes from this event on although its tree has %d events", DBFile, size)})
+			}
+			stored = append(stored, h)
+		}
+		var rec []tlog.Hash
+		if evOK && evSeq == int64(seq) {
+			recorded := tlog.RecordHash(evBytes)
+			if storedOK {
+				recorded = stored[0]
+			}
+			if _, rec, err = d.ch.event(seq, evBytes, recorded); err != nil {
+				return err
+			}
+			d.rep.Events++
+			if err := nextEvent(); err != nil {
+				return fmt.Errorf("read %s: %w", EventsFile, err)
+			}
+		} else {
+			if !storedOK {
+				return d.stop(seq, "and ledger.db lacks its leaf: nothing after it can be checked")
+			}
+			switch {
+			case evOK:
+				err = d.ch.missing(seq, stored[0], "no event has this sequence number in events.db")
+			case !endReported:
+				endReported = true
+				err = d.ch.missing(seq, stored[0], fmt.Sprintf("events.db ends at event %d but the tree has %d: events %d..%d are missing", seq-1, size, seq, size))
+			default:
+				// Reported once for the whole end; keep the trees going.
+				if _, err = d.ch.comp.appendLeaf(stored[0]); err == nil {
+					_, err = d.ch.rec.appendLeaf(stored[0])
+				}
+			}
+			if err != nil {
+				return err
+			}
+			rec = nil
+		}
+		if storedOK && !treeAltered && rec != nil {
+			for i := 1; i < len(rec); i++ {
+				if rec[i] != stored[i] {
+					treeAltered = true
+					first := uint64(n+1-int64(1)<<i) + 1
+					d.rep.add(Problem{Seq: first, Reason: TreeAltered, Detail: fmt.Sprintf(
+						"the stored hash of the subtree of events %d..%d differs from the one computed from the recorded leaves: %s was altered", first, seq, DBFile)})
+					break
+				}
+			}
+		}
+		if err := d.checkpointsAt(n + 1); err != nil {
+			return err
+		}
+		d.opts.progress(seq, total)
+	}
+	for evOK {
+		if evSeq > size {
+			d.rep.Uncovered++
+			d.rep.Events++
+		}
+		if err := nextEvent(); err != nil {
+			return fmt.Errorf("read %s: %w", EventsFile, err)
+		}
+	}
+	if d.opts.Progress != nil && uint64(size) < total {
+		d.opts.Progress(total, total)
+	}
+	if d.cpNext >= 0 {
+		d.rep.add(Problem{Seq: uint64(size) + 1, Reason: Missing, Detail: fmt.Sprintf(
+			"a checkpoint covers %d events but the tree in %s has only %d: the tree was cut", d.cpNext, DBFile, size)})
+	}
+	if d.badSigs > 0 {
+		d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%d checkpoint(s) of %s are not signed by %s; the first: %s", d.badSigs, DBFile, keyID(d.v), d.firstBad)})
+	}
+	if d.lastGood.Note == "" {
+		if d.badSigs == 0 {
+			d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%s holds no checkpoint signed by %s", DBFile, keyID(d.v))})
+		}
+	} else {
+		d.rep.Checkpoint = d.lastGood
+		d.rep.Uncovered += uint64(size - d.lastGood.Size)
+		var cursor sql.NullInt64
+		err := d.events.QueryRowContext(ctx, `SELECT seq FROM cursors WHERE name = ?`, CursorName).Scan(&cursor)
+		if err == nil && cursor.Int64 > d.lastGood.Size {
+			d.rep.add(Problem{Seq: uint64(d.lastGood.Size) + 1, Reason: Missing, Detail: fmt.Sprintf(
+				"the store's ledger cursor says a checkpoint of %d events was signed, but the latest here covers %d: checkpoints were removed", cursor.Int64, d.lastGood.Size)})
+		}
+	}
+	d.rep.sort()
+	return nil
+}
+
+// stop ends the check at seq with a missing event.
+func (d *dirCheck) stop(seq uint64, detail string) error {
+	d.rep.add(Problem{Seq: seq, Reason: Missing, Detail: "no event has this sequence number in events.db, " + detail})
+	d.rep.sort()
+	return nil
+}
+
+// advanceCheckpoint reads the next checkpoint row.
+func (d *dirCheck) advanceCheckpoint() error {
+	if !d.cps.Next() {
+		d.cpNext = -1
+		if err := d.cps.Err(); err != nil {
+			return fmt.Errorf("read checkpoints: %w", err)
+		}
+		return nil
+	}
+	if err := d.cps.Scan(&d.cpNext, &d.cpNote); err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	return nil
+}
+
+// checkpointsAt checks the checkpoints of a tree of n leaves, which the
+// checker's trees now are.
+func (d *dirCheck) checkpointsAt(n int64) error {
+	for d.cpNext >= 0 && d.cpNext <= n {
+		if d.cpNext == n {
+			cp, err := OpenCheckpoint([]byte(d.cpNote), d.v)
+			var se *SignatureError
+			switch {
+			case errors.As(err, &se):
+				d.badSigs++
+				if d.badSigs == 1 {
+					d.firstBad = fmt.Sprintf("the checkpoint of %d events: %s", n, se.Reason)
+				}
+			case err != nil:
+				d.rep.add(Problem{Reason: Malformed, Detail: fmt.Sprintf("the checkpoint stored for %d events: %v", n, err)})
+			case cp.Size != n:
+				d.rep.add(Problem{Reason: TreeAltered, Detail: fmt.Sprintf("the checkpoint stored for %d events is signed for %d", n, cp.Size)})
+			default:
+				d.rep.Checkpoints++
+				d.ch.againstRoot(cp, uint64(d.covered)+1, uint64(n))
+				d.covered = n
+				d.lastGood = cp
+			}
+		}
+		if err := d.advanceCheckpoint(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func errOr(err error, s string) any {
+	if err != nil {
+		return err
+	}
+	return s
+}
