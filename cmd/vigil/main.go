@@ -32,6 +32,10 @@ func commands() []command {
 		{"silence", "add, list or expire silences", runSilence},
 		{"decisions", "list, add, remove and export bans and throttles", runDecisions},
 		{"notify", "send test notifications through the configured receivers", runNotify},
+		{"verify", "verify the tamper-evident log: a server, a data directory or an export", runVerify},
+		{"witness", "watch a Vigil's signed checkpoints and alert on a rewrite, rollback or fork", runWitness},
+		{"pubkey", "print the public key that signs the log's checkpoints", runPubkey},
+		{"export", "export events with the checkpoint and proofs to verify them offline", runExport},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("vigil", version); return nil }},
 	}
 }
@@ -65,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err := c.run(args[1:], stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		var ce interface{ ExitCode() int }
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "vigil %s: %v\n", c.name, err)
+			return ce.ExitCode()
 		}
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -49,6 +49,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	add("related", "related", "related object (type:id)")
 	add("since", "from", "start time: RFC 3339, YYYY-MM-DD, or a duration back from now (15m, 24h, 7d)")
 	add("until", "to", "end time, same forms as --since")
+	add("filter", "filter", `filter expression, as in detection rules (docs/rules.md): 'url.query contains~ "union select"'`)
 	fs.Var(&f.where, "where", "FIELD=VALUE filter using the API's parameter names (repeatable)")
 }
 

@@ -180,6 +180,12 @@ notify:
 			}
 		}
 		return false
+	}, func() string {
+		var b bytes.Buffer
+		getRaw(t, v.URL+"/api/v1/notifications", token, &b)
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		return fmt.Sprintf("webhook got %d payloads: %+v\ndelivery log: %s", len(hooks), hooks, b.String())
 	})
 	waitFor(t, 10*time.Second, "email", func() bool {
 		for _, m := range mail.Messages() {

@@ -101,6 +101,12 @@ type entry struct {
 	silencedBy  []string
 	routes      []*route
 	groups      map[string]bool // keys of the groups it is a member of
+	// notified is set once a notification carrying the alert as firing
+	// has been queued. An alert that resolves before that stays firing,
+	// with holdEnd as its end, until its group's next flush has told the
+	// receivers: an attack shorter than group_wait is still notified.
+	notified bool
+	holdEnd  time.Time
 }
 
 // group is the aggregation of alerts on one route with the same group labels.
@@ -250,9 +256,16 @@ func (m *Manager) Process(sig Signal) error {
 			// back to resolved.
 			m.resolve(e, at, now)
 		case StateFiring:
+			if !e.notified && len(e.silencedBy) == 0 && len(e.groups) > 0 {
+				e.holdEnd = at
+				return nil
+			}
 			m.resolve(e, at, now)
 		}
 		return nil
+	}
+	if e != nil {
+		e.holdEnd = time.Time{} // firing again: no end to hold
 	}
 	if e == nil || e.state == StateResolved {
 		if !m.makeRoom(labels, at) {
@@ -497,6 +510,7 @@ func (m *Manager) flush(g *group, now time.Time) []*job {
 		alerts := make([]Alert, 0, len(firing)+len(known))
 		for _, e := range firing {
 			alerts = append(alerts, m.toAlert(e, StateFiring))
+			e.notified = true
 		}
 		if sendResolved {
 			for _, e := range known {
@@ -517,6 +531,15 @@ func (m *Manager) flush(g *group, now time.Time) []*job {
 			groupKey: g.key, receiver: r.receiver, index: i, notifier: notifiers[i],
 			alerts: alerts, firing: told, flushAt: now, deadline: now.Add(r.groupInterval),
 		})
+	}
+	// Alerts whose end was held until a notification told of them end
+	// now; the group's next flush tells their resolution.
+	for _, e := range firing {
+		if e.notified && !e.holdEnd.IsZero() {
+			end := e.holdEnd
+			e.holdEnd = time.Time{}
+			m.resolve(e, end, now)
+		}
 	}
 	// Resolved members leave the group once no notifier still knows them
 	// as firing.

@@ -211,12 +211,17 @@ func TestGroupTimers(t *testing.T) {
 		{at: 4*time.Hour + 26*m, sigs: []Signal{fire("a")}},
 		{at: 4*time.Hour + 26*m + 29*s},
 		{at: 4*time.Hour + 26*m + 30*s, want: team("a+")},
-		// Fired and resolved within one interval: the receiver never hears.
+		// Fired and resolved within one interval: unlike Alertmanager,
+		// the receiver still hears of it (an attack shorter than the
+		// interval is news): firing at the next flush, resolved at the one
+		// after.
 		{at: 4*time.Hour + 27*m, sigs: []Signal{fire("d"), resolve("d")}},
-		{at: 4*time.Hour + 31*m + 30*s},
+		{at: 4*time.Hour + 31*m + 30*s, want: team("a+ d+")},
+		{at: 4*time.Hour + 36*m + 30*s, want: team("a+ d-")},
+		{at: 4*time.Hour + 41*m + 30*s},
 	})
-	if n := metricValue(t, h, "vigil_alert_notifications_total", "receiver=team"); n != 6 {
-		t.Errorf("notifications_total{team} = %v, want 6", n)
+	if n := metricValue(t, h, "vigil_alert_notifications_total", "receiver=team"); n != 8 {
+		t.Errorf("notifications_total{team} = %v, want 8", n)
 	}
 }
 

@@ -40,6 +40,8 @@ type snapAlert struct {
 	ResolvedAt  time.Time         `json:"resolvedAt,omitzero"`
 	Signals     int               `json:"signals"`
 	Evidence    evidence          `json:"evidence"`
+	Notified    bool              `json:"notified,omitempty"`
+	HoldEnd     time.Time         `json:"holdEnd,omitzero"`
 }
 
 type snapGroup struct {
@@ -70,7 +72,7 @@ func (m *Manager) Snapshot() ([]byte, error) {
 		a := snapAlert{
 			Fingerprint: e.fp, Rule: e.rule, State: e.state, Labels: maps.Clone(e.labels),
 			Annotations: maps.Clone(e.annotations), ActiveAt: e.activeAt, StartsAt: e.startsAt,
-			EndsAt: e.endsAt, UpdatedAt: e.updatedAt, ResolvedAt: e.resolvedAt, Signals: e.signals,
+			EndsAt: e.endsAt, UpdatedAt: e.updatedAt, ResolvedAt: e.resolvedAt, Signals: e.signals, Notified: e.notified, HoldEnd: e.holdEnd,
 			Evidence: evidence{
 				First: slices.Clone(e.ev.First), Last: slices.Clone(e.ev.Last),
 				Next: e.ev.Next, Total: e.ev.Total, Max: e.ev.Max,
@@ -269,7 +271,7 @@ func (m *Manager) restoreAlerts(in []snapAlert) (map[string]*entry, error) {
 		e := &entry{
 			fp: a.Fingerprint, rule: a.Rule, labels: labels, annotations: maps.Clone(a.Annotations),
 			state: a.State, forDur: forDur, activeAt: a.ActiveAt, startsAt: a.StartsAt, endsAt: a.EndsAt,
-			updatedAt: a.UpdatedAt, resolvedAt: a.ResolvedAt, signals: a.Signals, groups: map[string]bool{},
+			updatedAt: a.UpdatedAt, resolvedAt: a.ResolvedAt, signals: a.Signals, groups: map[string]bool{}, notified: a.Notified, holdEnd: a.HoldEnd,
 			ev: evidence{
 				First: slices.Clone(a.Evidence.First), Last: slices.Clone(a.Evidence.Last),
 				Next: a.Evidence.Next, Total: a.Evidence.Total, Max: a.Evidence.Max,

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -42,9 +43,18 @@ func (e *Events) now() time.Time {
 // new events after the "after" sequence (long polling, used by vigil tail).
 func (e *Events) search(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
-	q, err := ParseQuery(v, e.now(), "wait")
+	q, err := ParseQuery(v, e.now(), "wait", "filter")
 	if err != nil {
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f, err := parseFilter(v)
+	if err != nil {
+		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f != nil {
+		e.searchFiltered(w, r, q, f)
 		return
 	}
 	var wait time.Duration
@@ -102,12 +112,27 @@ func (e *Events) search(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Events) count(w http.ResponseWriter, r *http.Request) {
-	q, err := ParseQuery(r.URL.Query(), e.now())
+	q, err := ParseQuery(r.URL.Query(), e.now(), "filter")
 	if err != nil {
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	n, err := e.Store.Count(r.Context(), q)
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var n int64
+	if f != nil {
+		var done bool
+		n, done, err = scanFiltered(r.Context(), e.Store, q, f, MaxFilterScan, nil)
+		if err == nil && !done {
+			httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf("filter: counting would read more than %d events; narrow the search with fields or a time range", MaxFilterScan))
+			return
+		}
+	} else {
+		n, err = e.Store.Count(r.Context(), q)
+	}
 	if err != nil {
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return

@@ -41,6 +41,16 @@ type Config struct {
 	// Respond configures automatic response: decisions and the allowlist
 	// (see docs/response.md).
 	Respond respond.Config `yaml:"respond"`
+	// Ledger names the log in its signed checkpoints (see
+	// docs/integrity.md).
+	Ledger Ledger `yaml:"ledger"`
+}
+
+// Ledger configures the tamper-evident log.
+type Ledger struct {
+	// Origin is the log's name in its checkpoints, fixed when its key is
+	// made on first start (default "vigil/" and 12 random hex digits).
+	Origin string `yaml:"origin"`
 }
 
 // Rules selects the detection rules: the built-in pack, less the rules named

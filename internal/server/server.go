@@ -26,6 +26,7 @@ import (
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/httperr"
 	"github.com/vigilsec/vigil/internal/ingest"
+	"github.com/vigilsec/vigil/internal/ledger"
 	"github.com/vigilsec/vigil/internal/store"
 	"github.com/vigilsec/vigil/internal/store/sqlite"
 )
@@ -52,6 +53,7 @@ type Server struct {
 	useTLS   bool
 	ready    atomic.Bool
 	detect   *detection
+	ledger   *ledger.Ledger
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -175,6 +177,16 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.detect.mount(mux, s.requireToken, s.http)
+	// The Merkle tree over the log and its signed checkpoints. Public key,
+	// checkpoints and consistency proofs need no token (a witness reads
+	// them, and they reveal no event); inclusion proofs and exports do.
+	s.ledger, err = ledger.Open(cfg.DataDir, st, ledger.Options{Origin: cfg.Ledger.Origin, Log: log})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	s.ledger.Register(mux, s.requireToken)
 	return s, nil
 }
 
@@ -218,6 +230,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(detectDone)
 		s.detect.run(dctx)
 	}()
+	lctx, stopLedger := context.WithCancel(context.Background())
+	ledgerDone := make(chan struct{})
+	go func() {
+		defer close(ledgerDone)
+		if err := s.ledger.Run(lctx); err != nil {
+			s.log.Error("ledger stopped", "err", err)
+		}
+	}()
 	s.ready.Store(true)
 	s.log.Info("vigil serving", "url", s.URL(), "data_dir", s.cfg.DataDir)
 
@@ -238,6 +258,12 @@ func (s *Server) Run(ctx context.Context) error {
 	// before the store closes.
 	stopDetection()
 	<-detectDone
+	// The ledger hashes the last events and signs a final checkpoint.
+	stopLedger()
+	<-ledgerDone
+	if err := s.ledger.Close(); err != nil {
+		s.log.Error("close ledger", "err", err)
+	}
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
