@@ -16,6 +16,9 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Reco
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
+	if recs, ok := s.w.recent.read(after, clampLimit(limit), s.lastSeq.Load()); ok {
+		return recs, nil
+	}
 	recs, err := s.records(ctx, `SELECT seq, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
 		clampSeq(after), clampLimit(limit))
 	if err != nil {

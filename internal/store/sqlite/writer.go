@@ -174,9 +174,11 @@ type writer struct {
 
 	// Of the transaction being written: the events stored, their keys,
 	// and the time span of each block they fall in.
-	newSeqs []uint64
-	newKeys [][]pkey
-	blocks  []timeBlock
+	newSeqs  []uint64
+	newKeys  [][]pkey
+	newCanon [][]byte
+	recent   *recentCache // the latest committed events
+	blocks   []timeBlock
 	// flushTo is how far the transaction writes out the oldest closed
 	// segment's keys, when flushing.
 	flushTo  int
@@ -273,6 +275,7 @@ func (w *writer) init(cacheMB int) error {
 	}
 	w.last = uint64(last)
 	w.committed = w.last
+	w.recent = &recentCache{}
 	if err := w.loadIndex(); err != nil {
 		return err
 	}
@@ -296,7 +299,8 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 		if err != nil {
 			w.forgetArgs()
 			clear(w.newKeys)
-			w.newKeys, w.newSeqs, w.flushing = w.newKeys[:0], w.newSeqs[:0], false
+			clear(w.newCanon)
+			w.newKeys, w.newSeqs, w.newCanon, w.flushing = w.newKeys[:0], w.newSeqs[:0], w.newCanon[:0], false
 			// An I/O error may have rolled back already; the error of
 			// ROLLBACK then says so and adds nothing.
 			_ = execStmt(w.rollback, nil)
@@ -329,6 +333,7 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 			}
 			w.newSeqs = append(w.newSeqs, seq)
 			w.newKeys = append(w.newKeys, r.keys[i])
+			w.newCanon = append(w.newCanon, r.events[i].Canonical)
 			w.noteTime(seq, r.events[i].Time)
 		}
 	}
@@ -595,6 +600,9 @@ func (w *writer) flushChunk() error {
 // now all in the table leaves it.
 func (w *writer) published() {
 	m := w.idx
+	w.recent.add(w.newSeqs, w.newCanon)
+	clear(w.newCanon)
+	w.newCanon = w.newCanon[:0]
 	m.mu.Lock()
 	m.add(w.newSeqs, w.newKeys)
 	if w.flushing {
