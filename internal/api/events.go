@@ -22,6 +22,22 @@ type Events struct {
 	Store store.Store
 	Hub   *Hub
 	Now   func() time.Time
+	// Decrypt, when set, gives the plaintext of a stored event (encryption
+	// at rest); answers carry it. On error the stored bytes are answered,
+	// with their fields still encrypted.
+	Decrypt func(store.Record) ([]byte, error)
+}
+
+// plain returns the canonical bytes of rec to answer or evaluate.
+func (e *Events) plain(rec store.Record) []byte {
+	if e.Decrypt == nil {
+		return rec.Canonical
+	}
+	b, err := e.Decrypt(rec)
+	if err != nil {
+		return rec.Canonical
+	}
+	return b
 }
 
 // Register adds the read routes to mux. Authentication wraps mux outside.
@@ -102,7 +118,7 @@ func (e *Events) search(w http.ResponseWriter, r *http.Request) {
 		bw.WriteString(`{"seq":`)
 		bw.WriteString(strconv.FormatUint(rec.Seq, 10))
 		bw.WriteString(`,"event":`)
-		bw.Write(rec.Canonical)
+		bw.Write(e.plain(rec))
 		bw.WriteByte('}')
 	}
 	bw.WriteString(`],"next_after":`)
@@ -125,7 +141,7 @@ func (e *Events) count(w http.ResponseWriter, r *http.Request) {
 	var n int64
 	if f != nil {
 		var done bool
-		n, done, err = scanFiltered(r.Context(), e.Store, q, f, MaxFilterScan, nil)
+		n, done, err = e.scanFiltered(r.Context(), q, f, MaxFilterScan, nil)
 		if err == nil && !done {
 			httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf("filter: counting would read more than %d events; narrow the search with fields or a time range", MaxFilterScan))
 			return

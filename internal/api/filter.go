@@ -40,14 +40,15 @@ func parseFilter(v url.Values) (*filter.Filter, error) {
 // matches, calling each (when set) with them until it returns false. done
 // is false when it stopped at the scan budget; last is then the last
 // sequence number read.
-func scanFiltered(ctx context.Context, st store.Store, q store.Query, f *filter.Filter, budget int,
+func (e *Events) scanFiltered(ctx context.Context, q store.Query, f *filter.Filter, budget int,
 	each func(store.Record) bool) (n int64, done bool, err error) {
-	_, n, done, err = scanFilteredFrom(ctx, st, q, f, budget, each)
+	_, n, done, err = e.scanFilteredFrom(ctx, q, f, budget, each)
 	return n, done, err
 }
 
-func scanFilteredFrom(ctx context.Context, st store.Store, q store.Query, f *filter.Filter, budget int,
+func (e *Events) scanFilteredFrom(ctx context.Context, q store.Query, f *filter.Filter, budget int,
 	each func(store.Record) bool) (last uint64, n int64, done bool, err error) {
+	st := e.Store
 	q.Limit = store.MaxLimit
 	scanned := 0
 	lim := event.Limits{MaxDepth: 1 << 12}
@@ -59,9 +60,10 @@ func scanFilteredFrom(ctx context.Context, st store.Store, q store.Query, f *fil
 		for _, r := range recs {
 			last = r.Seq
 			scanned++
-			lim.MaxBytes = 2*len(r.Canonical) + 4096
-			e, err := event.Parse(r.Canonical, lim, time.Time{})
-			if err == nil && f.Match(&e) {
+			plain := e.plain(r)
+			lim.MaxBytes = 2*len(plain) + 4096
+			ev, err := event.Parse(plain, lim, time.Time{})
+			if err == nil && f.Match(&ev) {
 				n++
 				if each != nil && !each(r) {
 					return last, n, true, nil
@@ -92,7 +94,7 @@ func (e *Events) searchFiltered(w http.ResponseWriter, r *http.Request, q store.
 	}
 	limit = min(limit, MaxLimit)
 	var recs []store.Record
-	last, _, done, err := scanFilteredFrom(r.Context(), e.Store, q, f, MaxFilterScan, func(rec store.Record) bool {
+	last, _, done, err := e.scanFilteredFrom(r.Context(), q, f, MaxFilterScan, func(rec store.Record) bool {
 		recs = append(recs, rec)
 		return len(recs) < limit
 	})
@@ -110,7 +112,7 @@ func (e *Events) searchFiltered(w http.ResponseWriter, r *http.Request, q store.
 		bw.WriteString(`{"seq":`)
 		bw.WriteString(strconv.FormatUint(rec.Seq, 10))
 		bw.WriteString(`,"event":`)
-		bw.Write(rec.Canonical)
+		bw.Write(e.plain(rec))
 		bw.WriteByte('}')
 	}
 	bw.WriteString(`]`)

@@ -42,6 +42,9 @@ type Cursor struct {
 	// the cursor (1,000,000 when zero).
 	MaxReplay int
 	Log       *slog.Logger
+	// Decrypt, when set, turns stored canonical bytes into the plaintext
+	// the rules evaluate (encryption at rest).
+	Decrypt func(store.Record) ([]byte, error)
 }
 
 // cursorPage is the number of events read at a time.
@@ -83,7 +86,7 @@ func (c *Cursor) Run(ctx context.Context) error {
 		}
 		var sigs []Signal
 		for _, r := range recs {
-			e, err := parseStored(r)
+			e, err := c.parse(r)
 			if err != nil {
 				log.Error("detect: skipping an event that does not parse", "seq", r.Seq, "err", err)
 				continue
@@ -161,7 +164,7 @@ func (c *Cursor) replay(ctx context.Context, pos uint64, log *slog.Logger) error
 	if len(recs) == 0 {
 		return nil
 	}
-	last, err := parseStored(recs[0])
+	last, err := c.parse(recs[0])
 	if err != nil {
 		return nil // nothing to measure the window from
 	}
@@ -181,7 +184,7 @@ func (c *Cursor) replay(ctx context.Context, pos uint64, log *slog.Logger) error
 			return fmt.Errorf("detect: replay window before %d: %w", pos, err)
 		}
 		for _, r := range page {
-			if e, err := parseStored(r); err == nil {
+			if e, err := c.parse(r); err == nil {
 				c.Engine.Process(r.Seq, &e)
 			}
 		}
@@ -194,6 +197,18 @@ func (c *Cursor) replay(ctx context.Context, pos uint64, log *slog.Logger) error
 	log.Info("detect: replayed the window before the cursor", "events", n, "cursor", pos,
 		"window", c.Engine.MaxWindow(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// parse parses a stored event, decrypted when the cursor has Decrypt.
+func (c *Cursor) parse(r store.Record) (event.Event, error) {
+	if c.Decrypt != nil {
+		plain, err := c.Decrypt(r)
+		if err != nil {
+			return event.Event{}, err
+		}
+		r.Canonical = plain
+	}
+	return parseStored(r)
 }
 
 // parseStored parses a stored event's canonical bytes.

@@ -90,6 +90,10 @@ type HTTP struct {
 	// OnCommit, when set, is called with the last sequence number of every
 	// stored batch.
 	OnCommit func(lastSeq uint64)
+	// Prepare, when set, may rewrite each event of a valid batch before it
+	// is stored (encryption at rest of sensitive fields). An error refuses
+	// the batch with 500 and stores nothing.
+	Prepare func(e *event.Event) error
 }
 
 // NewHTTP returns the native receiver. metrics may be nil.
@@ -195,6 +199,14 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if h.Prepare != nil {
+		for i := range events {
+			if err := h.Prepare(&events[i]); err != nil {
+				h.reject(w, http.StatusInternalServerError, "prepare", httperr.Body{Error: fmt.Sprintf("line %d: %v", i+1, err)})
+				return
+			}
+		}
+	}
 	n := int64(len(events))
 	if q := h.queued.Add(n); q > int64(h.lim.MaxQueuedEvents) && q != n {
 		h.queued.Add(-n)
