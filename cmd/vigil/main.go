@@ -36,6 +36,7 @@ func commands() []command {
 		{"witness", "watch a Vigil's signed checkpoints and alert on a rewrite, rollback or fork", runWitness},
 		{"pubkey", "print the public key that signs the log's checkpoints", runPubkey},
 		{"export", "export events with the checkpoint and proofs to verify them offline", runExport},
+		{"purge", "archive, then remove, events older than the retention policies keep", runPurge},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("vigil", version); return nil }},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilsec/vigil/internal/ingest"
 	"github.com/vigilsec/vigil/internal/notify"
 	"github.com/vigilsec/vigil/internal/respond"
+	"github.com/vigilsec/vigil/internal/retention"
 )
 
 // Config is the whole configuration. Every field has a working default, so
@@ -44,6 +45,9 @@ type Config struct {
 	// Ledger names the log in its signed checkpoints (see
 	// docs/integrity.md).
 	Ledger Ledger `yaml:"ledger"`
+	// Retention says how long events are kept, and the purge that archives
+	// and removes older ones (see docs/retention.md).
+	Retention retention.Config `yaml:"retention"`
 }
 
 // Ledger configures the tamper-evident log.
@@ -117,7 +121,14 @@ func Default() Config {
 		ShutdownTimeout: Duration(15 * time.Second),
 		Alerting:        alert.Default(),
 		Respond:         respond.DefaultConfig(),
+		Retention:       defaultRetention(),
 	}
+}
+
+func defaultRetention() retention.Config {
+	var r retention.Config
+	r.SetDefaults()
+	return r
 }
 
 // Load reads a YAML file over the defaults. Unknown keys are errors.
@@ -191,6 +202,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Respond.Validate(); err != nil {
 		return err
+	}
+	r := c.Retention
+	r.SetDefaults()
+	if err := r.Validate("retention"); err != nil {
+		return fmt.Errorf("field %w", err)
 	}
 	return nil
 }

@@ -98,6 +98,12 @@ func (d *dirCheck) run() error {
 		return err
 	}
 
+	purged, err := newPurgedStream(ctx, d.events)
+	if err != nil {
+		return err
+	}
+	defer purged.close()
+
 	empty, _ := newFrontier(0, nil)
 	d.ch = newChecker(d.v, d.rep, empty, empty.clone())
 
@@ -168,7 +174,18 @@ func (d *dirCheck) run() error {
 			if !storedOK {
 				return d.stop(seq, "and ledger.db lacks its leaf: nothing after it can be checked")
 			}
+			isPurged, err := purged.has(seq)
+			if err != nil {
+				return err
+			}
 			switch {
+			case isPurged:
+				// Removed by retention, recorded as such: its recorded
+				// leaf keeps both trees going.
+				d.rep.Purged++
+				if _, err = d.ch.comp.appendLeaf(stored[0]); err == nil {
+					_, err = d.ch.rec.appendLeaf(stored[0])
+				}
 			case evOK:
 				err = d.ch.missing(seq, stored[0], "no event has this sequence number in events.db")
 			case !endReported:
@@ -289,6 +306,67 @@ func (d *dirCheck) checkpointsAt(n int64) error {
 		}
 	}
 	return nil
+}
+
+// purgedStream walks the purged table of events.db (written by the store's
+// Purge in the same transaction as the removal) in order. A data directory
+// from before retention has no such table: nothing is purged.
+type purgedStream struct {
+	rows        *sql.Rows
+	first, last uint64
+	ok          bool
+}
+
+func newPurgedStream(ctx context.Context, db *sql.DB) (*purgedStream, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'purged'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read %s: %w", EventsFile, err)
+	}
+	p := &purgedStream{}
+	if n == 0 {
+		return p, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT first, last FROM purged ORDER BY first`)
+	if err != nil {
+		return nil, fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+	}
+	p.rows = rows
+	return p, p.next()
+}
+
+func (p *purgedStream) next() error {
+	p.ok = p.rows != nil && p.rows.Next()
+	if !p.ok {
+		if p.rows != nil {
+			if err := p.rows.Err(); err != nil {
+				return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+			}
+		}
+		return nil
+	}
+	var first, last int64
+	if err := p.rows.Scan(&first, &last); err != nil {
+		return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+	}
+	p.first, p.last = uint64(first), uint64(last)
+	return nil
+}
+
+// has reports whether seq is recorded as purged. Calls come with seq
+// ascending.
+func (p *purgedStream) has(seq uint64) (bool, error) {
+	for p.ok && p.last < seq {
+		if err := p.next(); err != nil {
+			return false, err
+		}
+	}
+	return p.ok && p.first <= seq && seq <= p.last, nil
+}
+
+func (p *purgedStream) close() {
+	if p.rows != nil {
+		p.rows.Close()
+	}
 }
 
 func errOr(err error, s string) any {

@@ -54,11 +54,17 @@ type ExportHeader struct {
 // ExportLine is one event of an export: its sequence number, the leaf hash
 // the tree recorded for it, and its canonical bytes, inline as JSON (Event)
 // or, if they are not one line of JSON, in base64 (Canonical).
+//
+// An omitted line ("omitted": true, no event) gives only the leaf: the
+// export does not hold that event (an archive of a purge holds the purged
+// events, and only the leaves of the other events of its range). Its leaf
+// counts towards the root but the event is not checked.
 type ExportLine struct {
 	Seq       uint64          `json:"seq"`
 	Leaf      tlog.Hash       `json:"leaf"`
 	Event     json.RawMessage `json:"event,omitempty"`
 	Canonical []byte          `json:"canonical_b64,omitempty"`
+	Omitted   bool            `json:"omitted,omitempty"`
 }
 
 // Bytes returns the event's canonical bytes.
@@ -103,6 +109,7 @@ func ParseExportLine(line []byte) (ExportLine, error) {
 		Leaf      *tlog.Hash      `json:"leaf"`
 		Event     json.RawMessage `json:"event"`
 		Canonical *string         `json:"canonical_b64"`
+		Omitted   *bool           `json:"omitted"`
 	}
 	if len(line) > MaxExportLine {
 		return ExportLine{}, fmt.Errorf("%w line: longer than %d bytes", ErrMalformed, MaxExportLine)
@@ -115,6 +122,11 @@ func ParseExportLine(line []byte) (ExportLine, error) {
 		return ExportLine{}, fmt.Errorf("%w line: no valid seq", ErrMalformed)
 	case raw.Leaf == nil:
 		return ExportLine{}, fmt.Errorf("%w line: no leaf hash", ErrMalformed)
+	case raw.Omitted != nil:
+		if !*raw.Omitted || raw.Event != nil || raw.Canonical != nil {
+			return ExportLine{}, fmt.Errorf("%w line: omitted must be true and come without event and canonical_b64", ErrMalformed)
+		}
+		return ExportLine{Seq: *raw.Seq, Leaf: *raw.Leaf, Omitted: true}, nil
 	case (raw.Event == nil) == (raw.Canonical == nil):
 		return ExportLine{}, fmt.Errorf("%w line: want exactly one of event and canonical_b64", ErrMalformed)
 	}
@@ -160,6 +172,15 @@ func appendExportLine(buf []byte, seq uint64, leaf tlog.Hash, canonical []byte) 
 	return append(buf, "}\n"...)
 }
 
+// appendOmittedLine appends the line of an event the export leaves out.
+func appendOmittedLine(buf []byte, seq uint64, leaf tlog.Hash) []byte {
+	buf = append(buf, `{"seq":`...)
+	buf = strconv.AppendUint(buf, seq, 10)
+	buf = append(buf, `,"leaf":"`...)
+	buf = base64.StdEncoding.AppendEncode(buf, leaf[:])
+	return append(buf, `","omitted":true}`+"\n"...)
+}
+
 // inlineJSON reports whether canonical bytes can be written as a JSON value
 // and read back byte for byte: valid JSON on one line, without surrounding
 // whitespace.
@@ -176,16 +197,23 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c =
 // stored between From and To (by @timestamp: the export then holds every
 // event from the first to the last matching one, in sequence order). Size
 // picks the checkpoint to prove against (0: the latest).
+//
+// Only, when set, picks the events written whole: every other event of the
+// range, and every event of the range the store lacks, is written as an
+// omitted line (its leaf only), so the file still verifies. Retention uses
+// it to archive exactly the events it purges.
 type ExportRange struct {
 	FromSeq, ToSeq uint64
 	From, To       time.Time
 	Size           int64
+	Only           func(seq uint64) bool
 }
 
 // exportPlan is an export ready to be written.
 type exportPlan struct {
 	header ExportHeader
 	cp     Checkpoint
+	only   func(seq uint64) bool
 }
 
 // planExport resolves the range and the checkpoint and computes the range
@@ -247,7 +275,7 @@ func (l *Ledger) planExport(ctx context.Context, req ExportRange) (*exportPlan, 
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	return &exportPlan{cp: cp, header: ExportHeader{
+	return &exportPlan{cp: cp, only: req.Only, header: ExportHeader{
 		Format:     ExportFormat,
 		Origin:     cp.Origin,
 		KeyName:    keyID(l.key.verifier),
@@ -298,18 +326,53 @@ func (l *Ledger) writeExport(ctx context.Context, w io.Writer, plan *exportPlan)
 	r := newHashReader(ctx, l.db, plan.cp.Size)
 	var buf []byte
 	after, to := plan.header.FromSeq-1, plan.header.ToSeq
+	// omit writes omitted lines for the events after `after` up to seq.
+	omit := func(seq uint64) error {
+		for after < seq {
+			after++
+			leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(after)-1)})
+			if err != nil {
+				return fmt.Errorf("export: leaf of event %d: %w", after, err)
+			}
+			if _, err := bw.Write(appendOmittedLine(buf[:0], after, leaf[0])); err != nil {
+				return fmt.Errorf("export: write: %w", err)
+			}
+		}
+		return nil
+	}
 	for after < to {
 		recs, err := l.st.Read(ctx, after, min(l.opts.BatchSize, int(to-after)))
 		if err != nil {
 			return fmt.Errorf("export: read events after %d: %w", after, err)
 		}
 		if len(recs) == 0 {
+			if plan.only != nil {
+				if err := omit(to); err != nil {
+					return err
+				}
+			}
 			break
 		}
 		for _, rec := range recs {
 			if rec.Seq > to {
+				if plan.only != nil {
+					if err := omit(to); err != nil {
+						return err
+					}
+				}
 				after = to
 				break
+			}
+			if plan.only != nil {
+				if err := omit(rec.Seq - 1); err != nil {
+					return err
+				}
+				if !plan.only(rec.Seq) {
+					if err := omit(rec.Seq); err != nil {
+						return err
+					}
+					continue
+				}
 			}
 			leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(rec.Seq)-1)})
 			if err != nil {
@@ -462,6 +525,17 @@ func VerifyExport(ctx context.Context, r io.Reader, v note.Verifier, opts Verify
 			return stop(Problem{Seq: el.Seq, Reason: Reordered, Detail: fmt.Sprintf("line %d holds event %d after event %d", lr.n, el.Seq, expect-1)})
 		case el.Seq > expect:
 			return stop(Problem{Seq: expect, Reason: Missing, Detail: fmt.Sprintf("no line for it: line %d holds event %d", lr.n, el.Seq)})
+		}
+		if el.Omitted {
+			if _, err := ch.comp.appendLeaf(el.Leaf); err != nil {
+				return nil, err
+			}
+			if _, err := ch.rec.appendLeaf(el.Leaf); err != nil {
+				return nil, err
+			}
+			rep.Omitted++
+			expect++
+			continue
 		}
 		if _, _, err := ch.event(el.Seq, el.Bytes(), el.Leaf); err != nil {
 			return nil, err

@@ -63,6 +63,14 @@ type Report struct {
 	// Uncovered counts events present but not yet covered by a signed
 	// checkpoint (stored after the last one): not checked, not a problem.
 	Uncovered uint64 `json:"uncovered,omitempty"`
+	// Purged counts events absent because retention removed them and
+	// recorded the removal (VerifyDataDir): their recorded leaves are used,
+	// not a problem.
+	Purged uint64 `json:"purged,omitempty"`
+	// Omitted counts the lines of an export that give only an event's
+	// recorded leaf, not its bytes (an archive of a purge holds the purged
+	// events and only the leaves of the others in its range).
+	Omitted uint64 `json:"omitted,omitempty"`
 	// Problems are what was found wrong, the first bad event first.
 	Problems []Problem `json:"problems,omitempty"`
 	// Dropped counts problems beyond the ones listed.

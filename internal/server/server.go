@@ -27,6 +27,7 @@ import (
 	"github.com/vigilsec/vigil/internal/httperr"
 	"github.com/vigilsec/vigil/internal/ingest"
 	"github.com/vigilsec/vigil/internal/ledger"
+	"github.com/vigilsec/vigil/internal/retention"
 	"github.com/vigilsec/vigil/internal/store"
 	"github.com/vigilsec/vigil/internal/store/sqlite"
 )
@@ -54,6 +55,7 @@ type Server struct {
 	ready    atomic.Bool
 	detect   *detection
 	ledger   *ledger.Ledger
+	purger   *retention.Purger
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -187,6 +189,20 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	s.ledger.Register(mux, s.requireToken)
+	// Retention: the purge job archives, then removes, what its policies
+	// no longer keep; POST /api/v1/purge runs one by hand.
+	rcfg := cfg.Retention
+	rcfg.SetDefaults()
+	holds, err := retention.NewHolds(rcfg.Holds)
+	if err != nil {
+		s.ledger.Close()
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("field retention.holds: %w", err)
+	}
+	s.purger = &retention.Purger{Store: st, Ledger: s.ledger, DataDir: cfg.DataDir, Config: rcfg,
+		Holds: holds, Log: log, Metrics: retention.NewMetrics(reg)}
+	mux.Handle("/api/v1/purge", s.requireToken(s.purger.Handler()))
 	return s, nil
 }
 
@@ -230,6 +246,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(detectDone)
 		s.detect.run(dctx)
 	}()
+	pctx, stopPurges := context.WithCancel(context.Background())
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		if err := (&retention.Job{Purger: s.purger}).Run(pctx); err != nil && pctx.Err() == nil {
+			s.log.Error("retention job stopped", "err", err)
+		}
+	}()
 	lctx, stopLedger := context.WithCancel(context.Background())
 	ledgerDone := make(chan struct{})
 	go func() {
@@ -256,6 +280,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Detection stops after the last events are in, and saves its state
 	// before the store closes.
+	stopPurges()
+	<-purgeDone
 	stopDetection()
 	<-detectDone
 	// The ledger hashes the last events and signs a final checkpoint.

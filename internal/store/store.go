@@ -102,3 +102,34 @@ type Store interface {
 	// Close flushes and releases the store. Appends in flight finish first.
 	Close() error
 }
+
+// PurgedRange is a run of sequence numbers whose events were removed by a
+// purge (retention), in [First, Last]. The tree of the ledger keeps their
+// leaves; the store keeps this record so that a verifier tells a purge from
+// a deletion.
+type PurgedRange struct {
+	First, Last uint64
+	Run         string // the purge run that removed them
+}
+
+// PurgeResult tells what Purge did.
+type PurgeResult struct {
+	Purged int64 // events removed
+	Absent int64 // sequence numbers asked for that held no event (already purged, or never stored)
+}
+
+// Purger is implemented by stores that can remove events for retention.
+// A purged event is gone from Read, Search, Count and Top; its sequence
+// number is never handed out again and is recorded as purged (PurgedRanges)
+// in the same transaction as the removal.
+type Purger interface {
+	// Purge removes the events with the given sequence numbers (ascending,
+	// no duplicates) under the name run, in bounded transactions that let
+	// appends through between them. Purging an absent event is not an
+	// error, so a purge interrupted by a crash can be run again. When ctx
+	// ends between two transactions, the ones committed stay committed.
+	Purge(ctx context.Context, run string, seqs []uint64) (PurgeResult, error)
+	// PurgedRanges returns up to limit purged ranges with First > after,
+	// in order.
+	PurgedRanges(ctx context.Context, after uint64, limit int) ([]PurgedRange, error)
+}

@@ -409,15 +409,16 @@ func readSeqs(ctx context.Context, conn *sql.Conn, seqs []uint64, out []store.Re
 		if err != nil {
 			return out, err
 		}
-		if len(got) != n {
-			return out, fmt.Errorf("read %d events by sequence number: %d found", n, len(got))
-		}
 		bySeq := make(map[uint64]store.Record, n)
 		for _, r := range got {
 			bySeq[r.Seq] = r
 		}
 		for _, seq := range part {
-			out = append(out, bySeq[seq])
+			// An event purged between reading the postings and
+			// reading the rows is left out.
+			if r, ok := bySeq[seq]; ok {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil

@@ -136,6 +136,16 @@ INSERT INTO timeblocks(block, min_ts, max_ts)
 	SELECT seq >> 10, min(ts), max(ts) FROM events WHERE ts IS NOT NULL GROUP BY seq >> 10;
 DELETE FROM meta WHERE key = 'postings_seg';
 `,
+	// 4: the record of purged events (retention), written in the same
+	// transaction as their removal, so that a verifier of the data
+	// directory tells a purge from a deletion (see purge.go).
+	`
+CREATE TABLE purged(
+	first INTEGER PRIMARY KEY, -- first sequence number of a run of purged events
+	last  INTEGER NOT NULL,    -- last one, inclusive
+	run   TEXT NOT NULL        -- the purge run that removed them
+);
+`,
 }
 
 // applicationID marks a SQLite file as a Vigil store ("VGIL").

@@ -48,6 +48,7 @@ type request struct {
 	events []event.Event // Append
 	keys   [][]pkey      // Append: the index keys of each event
 	cursor string        // SetCursor, when events is nil
+	purge  *purgeJob     // Purge, when set
 	// cursorSeq is the position to save under cursor.
 	cursorSeq uint64
 	reply     chan reply // buffered: the writer never blocks on it
@@ -309,6 +310,12 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 	first := w.last
 	w.newSeqs, w.newKeys, w.blocks, w.flushing = w.newSeqs[:0], w.newKeys[:0], w.blocks[:0], false
 	for _, r := range batch {
+		if r.purge != nil {
+			if err := w.purge(r.purge); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if r.events == nil {
 			w.args2[0].Value = r.cursor
 			w.args2[1].Value = int64(r.cursorSeq)

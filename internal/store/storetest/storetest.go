@@ -55,6 +55,8 @@ func Run(t *testing.T, open Opener) {
 		{"Reopen", testReopen},
 		{"AppendAfterClose", testAppendAfterClose},
 		{"CancelledContext", testCancelledContext},
+		{"Purge", testPurge},
+		{"PurgeBadInput", testPurgeBadInput},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

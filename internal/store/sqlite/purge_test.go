@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/store"
+)
+
+// TestPurgeAcrossSegments purges events of a closed segment (while it is
+// being written out, most likely), of the same segment once written out to
+// the postings table, and of the open one, and checks that no query finds
+// them, before and after a reopen.
+func TestPurgeAcrossSegments(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := open(t, path)
+	const n = segSize + 5000
+	batch := make([]event.Event, 0, 10000)
+	for i := 1; i <= n; i++ {
+		user := fmt.Sprintf("u%d", i%7)
+		e := event.Event{ID: fmt.Sprintf("e%d", i), UserName: user, Message: "word" + user,
+			Time: time.Unix(int64(i), 0).UTC()}
+		e.Canonical = fmt.Appendf(nil, `{"event":{"id":%q},"message":%q,"user":{"name":%q}}`, e.ID, e.Message, user)
+		batch = append(batch, e)
+		if len(batch) == cap(batch) || i == n {
+			if _, err := s.Append(ctx, batch); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	var early, late []uint64
+	for seq := uint64(1); seq <= n; seq++ {
+		switch {
+		case seq >= 100 && seq < 300:
+			early = append(early, seq)
+		case seq < segSize && seq%3 == 0, seq >= segSize && seq%2 == 0:
+			late = append(late, seq)
+		}
+	}
+	res, err := s.Purge(ctx, "early", early)
+	if err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	if res.Purged != int64(len(early)) {
+		t.Fatalf("Purge = %+v, want %d purged", res, len(early))
+	}
+	waitFlushed(t, s, 1)
+	if res, err = s.Purge(ctx, "late", late); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	if res.Purged != int64(len(late)) || res.Absent != 0 {
+		t.Fatalf("Purge = %+v, want %d purged", res, len(late))
+	}
+	purge := append(early, late...)
+	gone := map[uint64]bool{}
+	for _, seq := range purge {
+		gone[seq] = true
+	}
+	counts := map[string]int64{}
+	for seq := uint64(1); seq <= n; seq++ {
+		if !gone[seq] {
+			counts[fmt.Sprintf("u%d", seq%7)]++
+		}
+	}
+	want := func(user string) int64 { return counts[user] }
+	check := func(s *Store) {
+		t.Helper()
+		total, err := s.Count(ctx, store.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != int64(n-len(purge)) {
+			t.Errorf("Count() = %d, want %d", total, n-len(purge))
+		}
+		for _, u := range []string{"u0", "u3"} {
+			for _, q := range []store.Query{{UserName: u}, {Text: "word" + u}} {
+				c, err := s.Count(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c != want(u) {
+					t.Errorf("Count(%+v) = %d, want %d", q, c, want(u))
+				}
+			}
+		}
+		top, err := s.Top(ctx, store.Query{}, "user.name", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(top) != 1 || top[0].Count != want(top[0].Value) {
+			t.Errorf("Top = %v, want counts without purged events", top)
+		}
+		for _, q := range []store.Query{{Limit: store.MaxLimit}, {Limit: store.MaxLimit, AfterSeq: segSize + 50}, {Limit: store.MaxLimit, AfterSeq: 2*segSize - 10}} {
+			recs, err := s.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i := slices.IndexFunc(recs, func(r store.Record) bool { return gone[r.Seq] }); i >= 0 {
+				t.Errorf("Search(%+v) returned purged event %d", q, recs[i].Seq)
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	check(s)
+}
