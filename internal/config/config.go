@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigilsec/vigil/internal/alert"
+	"github.com/vigilsec/vigil/internal/crypt"
 	"github.com/vigilsec/vigil/internal/ingest"
 	"github.com/vigilsec/vigil/internal/notify"
 	"github.com/vigilsec/vigil/internal/respond"
@@ -48,6 +49,9 @@ type Config struct {
 	// Retention says how long events are kept, and the purge that archives
 	// and removes older ones (see docs/retention.md).
 	Retention retention.Config `yaml:"retention"`
+	// Encryption encrypts sensitive fields at rest (see
+	// docs/encryption.md).
+	Encryption crypt.Config `yaml:"encryption"`
 }
 
 // Ledger configures the tamper-evident log.
@@ -201,6 +205,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("field notify.%w", err)
 	}
 	if err := c.Respond.Validate(); err != nil {
+		return err
+	}
+	if err := c.Encryption.Validate(); err != nil {
 		return err
 	}
 	r := c.Retention

@@ -92,7 +92,8 @@ type HTTP struct {
 	OnCommit func(lastSeq uint64)
 	// Prepare, when set, may rewrite each event of a valid batch before it
 	// is stored (encryption at rest of sensitive fields). An error refuses
-	// the batch with 500 and stores nothing.
+	// the batch and stores nothing: with 400 when it wraps ErrRefused (the
+	// event's fault), else 500.
 	Prepare func(e *event.Event) error
 }
 
@@ -117,6 +118,9 @@ type Accepted struct {
 }
 
 const receiver = "http"
+
+// ErrRefused marks a Prepare error caused by the event itself.
+var ErrRefused = errors.New("event refused")
 
 // CountUnauthorized counts a request refused for a missing or bad token.
 func (h *HTTP) CountUnauthorized() {
@@ -202,7 +206,11 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Prepare != nil {
 		for i := range events {
 			if err := h.Prepare(&events[i]); err != nil {
-				h.reject(w, http.StatusInternalServerError, "prepare", httperr.Body{Error: fmt.Sprintf("line %d: %v", i+1, err)})
+				status := http.StatusInternalServerError
+				if errors.Is(err, ErrRefused) {
+					status = http.StatusBadRequest
+				}
+				h.reject(w, status, "prepare", httperr.Body{Error: fmt.Sprintf("event %d of the batch: %v", i+1, err), Lines: []httperr.Line{{Line: i + 1, Error: err.Error()}}})
 				return
 			}
 		}

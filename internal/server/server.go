@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"github.com/vigilsec/vigil/internal/api"
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/crypt"
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/httperr"
 	"github.com/vigilsec/vigil/internal/ingest"
 	"github.com/vigilsec/vigil/internal/ledger"
@@ -56,6 +59,66 @@ type Server struct {
 	detect   *detection
 	ledger   *ledger.Ledger
 	purger   *retention.Purger
+	enc      *crypt.Encrypter // nil: encryption at rest is off
+}
+
+// decrypt returns the plaintext of a stored event; envelopes of keys the
+// keyring lacks (shredded) stay as they are.
+func (s *Server) decrypt(r store.Record) ([]byte, error) {
+	return s.enc.DecryptEvent(r.Canonical, "", crypt.KeepUnknownKeys)
+}
+
+// listKeys answers the data keys: id, creation time, fingerprint, which is
+// current. Never the keys.
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	httperr.JSON(w, http.StatusOK, map[string]any{"current": s.enc.Keyring().Current(), "keys": s.keys()})
+}
+
+type keyInfo struct {
+	ID          string    `json:"id"`
+	Created     time.Time `json:"created"`
+	Current     bool      `json:"current"`
+	Fingerprint string    `json:"fingerprint"`
+}
+
+func (s *Server) keys() []keyInfo {
+	var out []keyInfo
+	for _, k := range s.enc.Keyring().Keys() {
+		out = append(out, keyInfo{k.ID, k.Created, k.Current, k.Fingerprint})
+	}
+	return out
+}
+
+// rotateKey makes a new data key for new writes; old events stay readable.
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
+	id, err := s.enc.Keyring().Rotate()
+	if err != nil {
+		httperr.Msg(w, http.StatusInternalServerError, "rotate: "+err.Error())
+		return
+	}
+	s.log.Info("data key rotated", "key", id)
+	// The new key's fingerprint goes into the log, pinning the key an
+	// auditor may later be shown.
+	for _, k := range s.keys() {
+		if k.ID != id {
+			continue
+		}
+		who, _ := auth.FromContext(r.Context())
+		doc, _ := json.Marshal(map[string]any{
+			"event":   map[string]any{"kind": "event", "category": "configuration", "type": "creation", "action": "vigil_key_rotated", "outcome": "success"},
+			"user":    map[string]any{"name": who.Name},
+			"vigil":   map[string]any{"key": map[string]any{"id": k.ID, "fingerprint": k.Fingerprint}},
+			"message": "data key " + k.ID + " made; new events are encrypted with it",
+		})
+		e, err := event.Parse(doc, event.Limits{}, time.Now())
+		if err == nil {
+			_, err = s.store.Append(r.Context(), []event.Event{e})
+		}
+		if err != nil {
+			s.log.Error("record key rotation in the log", "err", err)
+		}
+	}
+	httperr.JSON(w, http.StatusOK, map[string]any{"current": id, "keys": s.keys()})
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -127,12 +190,39 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 
 	s := &Server{cfg: cfg, log: log, store: st, tokens: tokens}
 	hub := api.NewHub(last)
+	enc, err := crypt.New(cfg.Encryption, cfg.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("encryption: %w", err)
+	}
+	s.enc = enc
 	in := ingest.NewHTTP(st, cfg.Ingest.Limits(), ingest.NewMetrics(reg))
 	in.OnCommit = hub.Publish
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/events", tokens.Require(in, in.CountUnauthorized))
-	(&api.Events{Store: st, Hub: hub}).Register(mux, s.requireToken)
+	events := &api.Events{Store: st, Hub: hub}
+	if enc != nil {
+		// Sensitive fields are sealed before they are stored; readers see
+		// them in clear.
+		lim := event.Limits{MaxBytes: cfg.Ingest.MaxEventBytes, MaxDepth: cfg.Ingest.MaxDepth}
+		in.Prepare = func(e *event.Event) error {
+			sealed, err := enc.EncryptParsed(*e, lim)
+			var re *crypt.ReservedError
+			if errors.As(err, &re) {
+				return fmt.Errorf("%w: %v", ingest.ErrRefused, err)
+			}
+			if err != nil {
+				return err
+			}
+			*e = sealed
+			return nil
+		}
+		events.Decrypt = s.decrypt
+		mux.Handle("GET /api/v1/keys", s.requireToken(http.HandlerFunc(s.listKeys)))
+		mux.Handle("POST /api/v1/keys/rotate", s.requireToken(http.HandlerFunc(s.rotateKey)))
+	}
+	events.Register(mux, s.requireToken)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -173,6 +263,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	// Detection is set up once the listener is bound: its links use the
 	// server's URL. Its routes are added before serving starts.
 	s.detect, err = newDetection(cfg, st, hub, reg, log, s.URL)
+	if err == nil && s.enc != nil {
+		s.detect.cursor.Decrypt = s.decrypt
+	}
 	if err != nil {
 		ln.Close()
 		st.Close()

@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/internal/client"
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/server/servertest"
+)
+
+// TestEncryptedFieldsNeverInTheDataDirectory sends events whose bodies and
+// headers hold secrets to a Vigil with encryption at rest, reads them back
+// in clear through the API (before and after a key rotation), stops Vigil
+// and scans every file of its data directory for the secrets.
+func TestEncryptedFieldsNeverInTheDataDirectory(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := config.Default()
+	if err := config.Parse(fmt.Appendf(nil, `
+listen: 127.0.0.1:0
+data_dir: %s
+encryption:
+  enabled: true
+  master_key_file: %s
+`, dataDir, keyFile), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	const token = "vgl_encryption-test-token"
+	v := servertest.StartConfig(t, cfg, token)
+	c := client.New(v.URL, token)
+	secrets := []string{"body-secret-7f3a9", "header-secret-c41d", "response-secret-e52b", "rotated-secret-91aa"}
+	send := func(i int, body, header, resp string) {
+		t.Helper()
+		line := fmt.Sprintf(`{"event":{"id":"enc-%d","action":"http_request"},"url":{"path":"/login"},"http":{"request":{"body":{"content":"user=alice&note=%s"},"headers":{"x-api-key":"%s"}},"response":{"body":{"content":"%s"}}},"message":"a request"}`,
+			i, body, header, resp)
+		if _, err := c.Send(context.Background(), []byte(line+"\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1, secrets[0], secrets[1], secrets[2])
+	rotate, _ := http.NewRequest("POST", v.URL+"/api/v1/keys/rotate", nil)
+	rotate.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(rotate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || bytes.Count(rotated, []byte(`"fingerprint"`)) != 2 {
+		t.Fatalf("rotate: %d %s", resp.StatusCode, rotated)
+	}
+	send(2, secrets[3], "h", "r")
+
+	// In clear through the API, both keys.
+	req, _ := http.NewRequest("GET", v.URL+"/api/v1/events?path=/login", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range secrets {
+		if !bytes.Contains(body, []byte(s)) {
+			t.Errorf("search answer lacks %q in clear: %s", s, body)
+		}
+	}
+	// A value that poses as an envelope is refused.
+	_, err = c.Send(context.Background(), []byte(`{"http":{"request":{"body":{"content":"x"}}},"message":"vigil:enc:v1:forged"}`+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("a forged envelope: %v, want a 400", err)
+	}
+
+	v.Stop()
+	filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range append(secrets, base64.StdEncoding.EncodeToString(key)) {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds %q in clear", path, s)
+			}
+		}
+		return nil
+	})
+}
