@@ -7,7 +7,7 @@ import (
 )
 
 // recentBytes bounds the canonical bytes the recent cache holds.
-const recentBytes = 32 << 20
+const recentBytes = 64 << 20
 
 // recentCache keeps the canonical bytes of the latest committed events, in
 // sequence order, so that the consumers following the log closely (the
