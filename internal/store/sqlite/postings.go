@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -166,6 +167,47 @@ type segIndex struct {
 	lists [numFields]map[string][]uint16 // by field, then value
 	keys  []pkey                         // sorted keys, made when the segment is closed for flushing
 	next  int                            // keys[:next] are in the postings table
+	// sorted receives the sorted keys from the goroutine that sorts them
+	// once the segment is closed: sorting some 100,000 keys on the writer
+	// held up a commit for tens of milliseconds.
+	sorted  atomic.Pointer[[]pkey]
+	sorting bool // the writer started the sort
+}
+
+// sortedKeys reports whether the closed segment's keys are sorted (in
+// x.keys), starting the sort the first time; wake is signalled when it is
+// done. Only the writer calls it. The
+// goroutine collects the keys under m's read lock (a purge may change the
+// lists) and sorts them outside it; a key a purge removes meanwhile is
+// skipped when written out.
+func (x *segIndex) sortedKeys(m *memIndex, wake chan<- struct{}) bool {
+	if x.keys != nil {
+		return true
+	}
+	if p := x.sorted.Load(); p != nil {
+		x.keys = *p
+		return true
+	}
+	if !x.sorting {
+		x.sorting = true
+		go func() {
+			m.mu.RLock()
+			keys := make([]pkey, 0, x.numKeys())
+			for f, l := range x.lists {
+				for v := range l {
+					keys = append(keys, pkey{uint8(f), v})
+				}
+			}
+			m.mu.RUnlock()
+			sortKeys(keys)
+			x.sorted.Store(&keys)
+			select {
+			case wake <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}()
+	}
+	return false
 }
 
 func newSegIndex(seg uint64) *segIndex {

@@ -90,7 +90,11 @@ func (s *Store) writeLoop() {
 					continue
 				}
 			} else {
-				r, ok = <-s.queue
+				select {
+				case r, ok = <-s.queue:
+				case <-s.w.wake:
+					continue // a closed segment's keys are sorted
+				}
 			}
 			if !ok {
 				return
@@ -178,7 +182,8 @@ type writer struct {
 	newSeqs  []uint64
 	newKeys  [][]pkey
 	newCanon [][]byte
-	recent   *recentCache // the latest committed events
+	recent   *recentCache  // the latest committed events
+	wake     chan struct{} // a sort the writer waits for is done
 	blocks   []timeBlock
 	// flushTo is how far the transaction writes out the oldest closed
 	// segment's keys, when flushing.
@@ -277,6 +282,7 @@ func (w *writer) init(cacheMB int) error {
 	w.last = uint64(last)
 	w.committed = w.last
 	w.recent = &recentCache{}
+	w.wake = make(chan struct{}, 1)
 	if err := w.loadIndex(); err != nil {
 		return err
 	}
@@ -561,7 +567,8 @@ func (w *writer) noteTime(seq uint64, t time.Time) {
 // out.
 func (w *writer) flushPending() bool {
 	segs := w.idx.segs
-	return len(segs) > 1 || len(segs) == 1 && segs[0].seg < (w.committed+1)>>segShift
+	closed := len(segs) > 1 || len(segs) == 1 && segs[0].seg < (w.committed+1)>>segShift
+	return closed && segs[0].sortedKeys(w.idx, w.wake)
 }
 
 // flushChunk writes the next chunk of the oldest closed segment's postings
@@ -572,21 +579,16 @@ func (w *writer) flushChunk() error {
 	if !w.flushPending() {
 		return nil
 	}
-	x := w.idx.segs[0]
-	if x.keys == nil {
-		x.keys = make([]pkey, 0, x.numKeys())
-		for f, m := range x.lists {
-			for v := range m {
-				x.keys = append(x.keys, pkey{uint8(f), v})
-			}
-		}
-		sortKeys(x.keys)
-	}
+	x := w.idx.segs[0] // its keys are sorted: flushPending said so
 	end := min(len(x.keys), x.next+flushChunkKeys*len(w.idx.segs))
 	a := &w.args
 	a[0].Value = int64(x.seg)
 	for _, k := range x.keys[x.next:end] {
-		w.encBuf = encodeList(w.encBuf[:0], x.lists[k.f][k.v])
+		l := x.lists[k.f][k.v]
+		if len(l) == 0 {
+			continue // purged while the keys were being sorted
+		}
+		w.encBuf = encodeList(w.encBuf[:0], l)
 		a[1].Value, a[2].Value, a[3].Value = int64(k.f), []byte(k.v), w.encBuf
 		if err := execStmt(w.insertPostings, a[:4]); err != nil {
 			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
