@@ -38,6 +38,14 @@ type Cursor struct {
 	// TickEvery is how often the engine's clock advances without events
 	// (1 s when zero).
 	TickEvery time.Duration
+	// SaveEvery is how often the position (and, through Commit, the state
+	// derived from the signals) is saved while events flow (1 s when zero);
+	// it is saved again when Run stops. Saving after every page cost each
+	// ingest commit a second commit and an fsync. After a crash, the events
+	// since the last save are processed again: their signals come again,
+	// which the alert manager merges into the alerts they raised (a
+	// notification may then be sent twice: at least once, not exactly once).
+	SaveEvery time.Duration
 	// MaxReplay bounds the events replayed at start, the latest ones before
 	// the cursor (1,000,000 when zero).
 	MaxReplay int
@@ -75,12 +83,17 @@ func (c *Cursor) Run(ctx context.Context) error {
 	if err := c.replay(ctx, pos, log); err != nil {
 		return err
 	}
+	saveEvery := c.SaveEvery
+	if saveEvery <= 0 {
+		saveEvery = time.Second
+	}
+	saved, lastSave := pos, now()
 	lastTick := now()
 	for {
 		recs, err := c.Store.Read(ctx, pos, cursorPage)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return c.finalSave(name, pos, saved)
 			}
 			return fmt.Errorf("detect: read after %d: %w", pos, err)
 		}
@@ -104,33 +117,57 @@ func (c *Cursor) Run(ctx context.Context) error {
 		if len(sigs) > 0 {
 			if err := c.Handle(ctx, sigs); err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return c.finalSave(name, pos, saved)
 				}
 				return fmt.Errorf("detect: handle signals: %w", err)
 			}
 		}
 		if len(recs) > 0 {
-			last := recs[len(recs)-1].Seq
-			if c.Commit != nil {
-				if err := c.Commit(ctx, last); err != nil {
-					return fmt.Errorf("detect: save state at %d: %w", last, err)
-				}
-			}
-			if err := c.Store.SetCursor(ctx, name, last); err != nil {
+			pos = recs[len(recs)-1].Seq
+		}
+		if pos != saved && now().Sub(lastSave) >= saveEvery {
+			if err := c.save(ctx, name, pos); err != nil {
 				if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-					return nil
+					return c.finalSave(name, pos, saved)
 				}
-				return fmt.Errorf("detect: save cursor at %d: %w", last, err)
+				return err
 			}
-			pos = last
+			saved, lastSave = pos, now()
 		}
 		if len(recs) == cursorPage {
 			continue
 		}
 		if !c.wait(ctx, pos, tickEvery) && ctx.Err() != nil {
-			return nil
+			return c.finalSave(name, pos, saved)
 		}
 	}
+}
+
+// save saves the state derived from the signals up to pos, then pos.
+func (c *Cursor) save(ctx context.Context, name string, pos uint64) error {
+	if c.Commit != nil {
+		if err := c.Commit(ctx, pos); err != nil {
+			return fmt.Errorf("detect: save state at %d: %w", pos, err)
+		}
+	}
+	if err := c.Store.SetCursor(ctx, name, pos); err != nil {
+		return fmt.Errorf("detect: save cursor at %d: %w", pos, err)
+	}
+	return nil
+}
+
+// finalSave saves pos when Run stops (the store is still open: its owner
+// stops detection first).
+func (c *Cursor) finalSave(name string, pos, saved uint64) error {
+	if pos == saved {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.save(ctx, name, pos); err != nil && !errors.Is(err, store.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // wait returns when events after pos may be committed, after at most
