@@ -17,6 +17,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "YAML config file (optional; unknown keys are errors)")
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
 	dataDir := fs.String("data-dir", "", "data directory, created with mode 0700 (default ./vigil-data)")
+	insecureDir := fs.Bool("allow-open-data-dir", false, "start even when group or others can read the data directory (not recommended)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +33,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
+	}
+	if *insecureDir {
+		cfg.AllowOpenDataDir = true
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))

@@ -52,6 +52,9 @@ type Config struct {
 	// Encryption encrypts sensitive fields at rest (see
 	// docs/encryption.md).
 	Encryption crypt.Config `yaml:"encryption"`
+	// AllowOpenDataDir lets Vigil start on a data directory that group or
+	// others can read (it refuses by default, saying how to fix it).
+	AllowOpenDataDir bool `yaml:"allow_open_data_dir"`
 }
 
 // Ledger configures the tamper-evident log.

@@ -130,7 +130,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := PrepareDataDir(cfg.DataDir); err != nil {
+	if err := PrepareDataDir(cfg.DataDir, cfg.AllowOpenDataDir); err != nil {
 		return nil, err
 	}
 	tokens, err := auth.Load(filepath.Join(cfg.DataDir, "tokens.json"))
@@ -408,7 +408,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 
 // PrepareDataDir creates dir with mode 0700, or checks that an existing one
 // is not open to other users.
-func PrepareDataDir(dir string) error {
+func PrepareDataDir(dir string, allowOpen bool) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -422,8 +422,8 @@ func PrepareDataDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("data directory %s is not a directory", dir)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("data directory %s has mode %04o: other users could read security events; fix with: chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	if fi.Mode().Perm()&0o077 != 0 && !allowOpen {
+		return fmt.Errorf("data directory %s has mode %04o: other users could read security events; fix with: chmod 700 %s (or start with --allow-open-data-dir)", dir, fi.Mode().Perm(), dir)
 	}
 	return nil
 }

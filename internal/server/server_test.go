@@ -313,19 +313,25 @@ func TestMetrics(t *testing.T) {
 
 func TestDataDirPermissions(t *testing.T) {
 	dir := t.TempDir()
-	if err := PrepareDataDir(filepath.Join(dir, "new")); err != nil {
+	if err := PrepareDataDir(filepath.Join(dir, "new"), false); err != nil {
 		t.Fatal(err)
 	}
+	if fi, err := os.Stat(filepath.Join(dir, "new")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("new data dir: %v, %v; want mode 0700", fi.Mode(), err)
+	}
 	open := filepath.Join(dir, "open")
-	if err := PrepareDataDir(open); err != nil {
+	if err := PrepareDataDir(open, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := PrepareDataDir(open)
-	if err == nil || !strings.Contains(err.Error(), "chmod 700") {
+	err := PrepareDataDir(open, false)
+	if err == nil || !strings.Contains(err.Error(), "chmod 700") || !strings.Contains(err.Error(), "--allow-open-data-dir") {
 		t.Fatalf("open data dir accepted: %v", err)
+	}
+	if err := PrepareDataDir(open, true); err != nil {
+		t.Fatalf("open data dir with the override: %v", err)
 	}
 }
 
