@@ -108,6 +108,16 @@ func (e *Events) search(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range recs {
 		next = max(next, rec.Seq)
 	}
+	bw := e.writeEvents(w, recs)
+	bw.WriteString(`,"next_after":`)
+	bw.WriteString(strconv.FormatUint(next, 10))
+	bw.WriteString("}\n")
+	bw.Flush()
+}
+
+// writeEvents starts a search answer: {"events":[{"seq":N,"event":{...}},...]
+// The caller adds the rest of the object and flushes.
+func (e *Events) writeEvents(w http.ResponseWriter, recs []store.Record) *bufio.Writer {
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString(`{"events":[`)
@@ -121,10 +131,8 @@ func (e *Events) search(w http.ResponseWriter, r *http.Request) {
 		bw.Write(e.plain(rec))
 		bw.WriteByte('}')
 	}
-	bw.WriteString(`],"next_after":`)
-	bw.WriteString(strconv.FormatUint(next, 10))
-	bw.WriteString("}\n")
-	bw.Flush()
+	bw.WriteString(`]`)
+	return bw
 }
 
 func (e *Events) count(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -102,20 +101,7 @@ func (e *Events) searchFiltered(w http.ResponseWriter, r *http.Request, q store.
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(`{"events":[`)
-	for i, rec := range recs {
-		if i > 0 {
-			bw.WriteByte(',')
-		}
-		bw.WriteString(`{"seq":`)
-		bw.WriteString(strconv.FormatUint(rec.Seq, 10))
-		bw.WriteString(`,"event":`)
-		bw.Write(e.plain(rec))
-		bw.WriteByte('}')
-	}
-	bw.WriteString(`]`)
+	bw := e.writeEvents(w, recs)
 	if q.Desc {
 		if last > 0 {
 			bw.WriteString(`,"next_before":` + strconv.FormatUint(last, 10))

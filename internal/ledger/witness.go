@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -194,7 +195,7 @@ func (w *Witness) Check(ctx context.Context) (*Alert, error) {
 // keep stores an accepted checkpoint and makes it the latest.
 func (w *Witness) keep(cp Checkpoint) error {
 	name := filepath.Join(w.dir, witnessCheckpoints, fmt.Sprintf("%020d.note", cp.Size))
-	if err := writeFileAtomic(name, []byte(cp.Note)); err != nil {
+	if err := atomicfile.Write(name, []byte(cp.Note)); err != nil {
 		return fmt.Errorf("witness: keep checkpoint: %w", err)
 	}
 	w.latest = &cp
@@ -214,7 +215,7 @@ func (w *Witness) alert(ctx context.Context, kind AlertKind, msg []byte, size in
 	a := &Alert{Kind: kind, Source: w.opts.Source, Message: text, Witnessed: w.latest, Served: string(msg), Evidence: path, Time: w.opts.Now().UTC()}
 	if _, err := os.Stat(path); err == nil {
 		a.Repeat = true
-	} else if err := writeFileAtomic(path, msg); err != nil {
+	} else if err := atomicfile.Write(path, msg); err != nil {
 		w.opts.Log.Error("witness: keep evidence", "err", err)
 		a.Evidence = ""
 	}
@@ -256,31 +257,4 @@ func WebhookNotifier(url string, client *http.Client) func(context.Context, Aler
 		}
 		return nil
 	}
-}
-
-// writeFileAtomic writes data to path (mode 0600) through a temporary file
-// and a rename, so that a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/alert"
 	"github.com/vigilsec/vigil/internal/api"
+	"github.com/vigilsec/vigil/internal/atomicfile"
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/detect"
@@ -230,37 +231,7 @@ func (d *detection) saveState() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(d.statePath, b)
-}
-
-// writeFileAtomic replaces path with b (mode 0600): written to a temporary
-// file, fsynced, renamed over path, and the directory fsynced.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return atomicfile.Write(d.statePath, b)
 }
 
 // loadOrCreateKey returns the 32-byte key in path, creating it (mode 0600)
@@ -280,7 +251,7 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b); err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return b, nil
