@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -311,10 +312,69 @@ func (d *dirCheck) checkpointsAt(n int64) error {
 // purgedStream walks the purged table of events.db (written by the store's
 // Purge in the same transaction as the removal) in order. A data directory
 // from before retention has no such table: nothing is purged.
+//
+// A purged range counts only when a vigil_purge audit event of the same run
+// lists it: that event is a leaf of the tree (checked like every other), so
+// a row added to the purged table to hide a deletion does not make the
+// deleted events "purged"; they are reported missing.
 type purgedStream struct {
 	rows        *sql.Rows
 	first, last uint64
 	ok          bool
+	audited     map[string]purgeAudit // by run
+}
+
+// purgeAudit is what the vigil_purge events of one run say was removed.
+type purgeAudit struct {
+	ranges    [][2]uint64
+	truncated bool // an event listed only its first ranges
+}
+
+// covers reports whether the run's audit events list [first, last].
+func (a purgeAudit) covers(first, last uint64) bool {
+	if a.truncated {
+		return true
+	}
+	for _, r := range a.ranges {
+		if r[0] <= first && last <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// loadPurgeAudits reads the vigil_purge events of events.db.
+func loadPurgeAudits(ctx context.Context, db *sql.DB) (map[string]purgeAudit, error) {
+	rows, err := db.QueryContext(ctx, `SELECT canonical FROM events WHERE action = 'vigil_purge'`)
+	if err != nil {
+		return nil, fmt.Errorf("read purge audit events of %s: %w", EventsFile, err)
+	}
+	defer rows.Close()
+	out := map[string]purgeAudit{}
+	for rows.Next() {
+		var canon []byte
+		if err := rows.Scan(&canon); err != nil {
+			return nil, fmt.Errorf("read purge audit events of %s: %w", EventsFile, err)
+		}
+		var doc struct {
+			Vigil struct {
+				Purge struct {
+					Run       string      `json:"run"`
+					Ranges    [][2]uint64 `json:"ranges"`
+					Truncated bool        `json:"ranges_truncated"`
+				} `json:"purge"`
+			} `json:"vigil"`
+		}
+		if json.Unmarshal(canon, &doc) != nil || doc.Vigil.Purge.Run == "" {
+			continue // not a purge record: the tree check reports it if altered
+		}
+		pu := doc.Vigil.Purge
+		a := out[pu.Run]
+		a.ranges = append(a.ranges, pu.Ranges...)
+		a.truncated = a.truncated || pu.Truncated
+		out[pu.Run] = a
+	}
+	return out, rows.Err()
 }
 
 func newPurgedStream(ctx context.Context, db *sql.DB) (*purgedStream, error) {
@@ -326,7 +386,12 @@ func newPurgedStream(ctx context.Context, db *sql.DB) (*purgedStream, error) {
 	if n == 0 {
 		return p, nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT first, last FROM purged ORDER BY first`)
+	audited, err := loadPurgeAudits(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	p.audited = audited
+	rows, err := db.QueryContext(ctx, `SELECT first, last, run FROM purged ORDER BY first`)
 	if err != nil {
 		return nil, fmt.Errorf("read purged events of %s: %w", EventsFile, err)
 	}
@@ -334,22 +399,30 @@ func newPurgedStream(ctx context.Context, db *sql.DB) (*purgedStream, error) {
 	return p, p.next()
 }
 
+// next moves to the next purged range an audit event accounts for.
 func (p *purgedStream) next() error {
-	p.ok = p.rows != nil && p.rows.Next()
-	if !p.ok {
-		if p.rows != nil {
-			if err := p.rows.Err(); err != nil {
-				return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+	for {
+		p.ok = p.rows != nil && p.rows.Next()
+		if !p.ok {
+			if p.rows != nil {
+				if err := p.rows.Err(); err != nil {
+					return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+				}
 			}
+			return nil
 		}
-		return nil
+		var (
+			first, last int64
+			run         string
+		)
+		if err := p.rows.Scan(&first, &last, &run); err != nil {
+			return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
+		}
+		p.first, p.last = uint64(first), uint64(last)
+		if p.audited[run].covers(p.first, p.last) {
+			return nil
+		}
 	}
-	var first, last int64
-	if err := p.rows.Scan(&first, &last); err != nil {
-		return fmt.Errorf("read purged events of %s: %w", EventsFile, err)
-	}
-	p.first, p.last = uint64(first), uint64(last)
-	return nil
 }
 
 // has reports whether seq is recorded as purged. Calls come with seq

@@ -46,7 +46,7 @@ type Purger struct {
 	// beforeRemove, when set (tests), is called after a batch is archived
 	// and audited, before it is removed; an error stops the run there, as
 	// a crash would.
-	beforeRemove func(Batch) error
+	beforeRemove func(run string, b Batch) error
 
 	mu sync.Mutex
 }
@@ -181,7 +181,7 @@ func (p *Purger) purgeBatch(ctx context.Context, purger store.Purger, res *Resul
 	}
 	res.Audit = append(res.Audit, seq)
 	if p.beforeRemove != nil {
-		if err := p.beforeRemove(b); err != nil {
+		if err := p.beforeRemove(res.Run, b); err != nil {
 			return err
 		}
 	}

@@ -257,8 +257,9 @@ func TestPurgeMillion(t *testing.T) {
 	}
 }
 
-// TestUnrecordedDeletionIsMissing: a row deleted behind the store's back
-// is reported missing by VerifyDataDir, next to a recorded purge.
+// TestUnrecordedDeletionIsMissing: a row deleted behind the store's back,
+// even with a purged-table row added to pass it off as a purge, is reported
+// missing by VerifyDataDir, next to a recorded purge.
 func TestUnrecordedDeletionIsMissing(t *testing.T) {
 	e := newEnv(t)
 	var evs []event.Event
@@ -280,7 +281,8 @@ func TestUnrecordedDeletionIsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DELETE FROM events WHERE seq = 30`); err != nil {
+	// Deleted, and hidden as a purge of a run no audit event records.
+	if _, err := db.Exec(`DELETE FROM events WHERE seq = 30; INSERT INTO purged(first, last, run) VALUES (30, 30, 'forged')`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -400,13 +402,13 @@ func TestSelection(t *testing.T) {
 func TestInterruptedPurge(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		stop func(e *env, b Batch) error
+		stop func(e *env, run string, b Batch) error
 	}{
-		{"between archive and removal", func(e *env, b Batch) error { return errors.New("crash") }},
-		{"during removal", func(e *env, b Batch) error {
+		{"between archive and removal", func(e *env, run string, b Batch) error { return errors.New("crash") }},
+		{"during removal", func(e *env, run string, b Batch) error {
 			// Half the batch is removed, as if the process died after
 			// the first transactions.
-			if _, err := e.st.Purge(ctx, "crashed", b.Seqs[:len(b.Seqs)/2]); err != nil {
+			if _, err := e.st.Purge(ctx, run, b.Seqs[:len(b.Seqs)/2]); err != nil {
 				return err
 			}
 			return errors.New("crash")
@@ -421,7 +423,7 @@ func TestInterruptedPurge(t *testing.T) {
 			e.append(evs)
 			e.sync()
 			p := e.purger(Config{Batch: 1000})
-			p.beforeRemove = func(b Batch) error { return tc.stop(e, b) }
+			p.beforeRemove = func(run string, b Batch) error { return tc.stop(e, run, b) }
 			if _, err := p.Run(ctx, Request{}); err == nil {
 				t.Fatal("the interrupted run succeeded")
 			}
