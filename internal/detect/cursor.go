@@ -90,27 +90,18 @@ func (c *Cursor) Run(ctx context.Context) error {
 	saved, lastSave := pos, now()
 	lastTick := now()
 	for {
-		recs, err := c.Store.Read(ctx, pos, cursorPage)
+		n, last, sigs, err := c.page(ctx, pos, log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return c.finalSave(name, pos, saved)
 			}
 			return fmt.Errorf("detect: read after %d: %w", pos, err)
 		}
-		var sigs []Signal
-		for _, r := range recs {
-			e, err := c.parse(r)
-			if err != nil {
-				log.Error("detect: skipping an event that does not parse", "seq", r.Seq, "err", err)
-				continue
-			}
-			sigs = append(sigs, c.Engine.Process(r.Seq, &e)...)
-		}
 		// The clock advances only once the backlog is read: while there is
 		// one, the events' own times drive the windows (a tick at the wall
 		// clock would age the backlog's windows before their events
 		// arrive).
-		if t := now(); len(recs) < cursorPage && t.Sub(lastTick) >= tickEvery {
+		if t := now(); n < cursorPage && t.Sub(lastTick) >= tickEvery {
 			sigs = append(sigs, c.Engine.Tick(t)...)
 			lastTick = t
 		}
@@ -122,8 +113,8 @@ func (c *Cursor) Run(ctx context.Context) error {
 				return fmt.Errorf("detect: handle signals: %w", err)
 			}
 		}
-		if len(recs) > 0 {
-			pos = recs[len(recs)-1].Seq
+		if n > 0 {
+			pos = last
 		}
 		if pos != saved && now().Sub(lastSave) >= saveEvery {
 			if err := c.save(ctx, name, pos); err != nil {
@@ -134,7 +125,7 @@ func (c *Cursor) Run(ctx context.Context) error {
 			}
 			saved, lastSave = pos, now()
 		}
-		if len(recs) == cursorPage {
+		if n == cursorPage {
 			continue
 		}
 		if !c.wait(ctx, pos, tickEvery) && ctx.Err() != nil {
@@ -168,6 +159,44 @@ func (c *Cursor) finalSave(name string, pos, saved uint64) error {
 		return err
 	}
 	return nil
+}
+
+// page processes the next page of events after pos: n events, the last
+// one's sequence number, and the signals they caused. The store's parsed
+// copies of recent events are used when it has them (and no decryption is
+// needed): detection then does not parse each event a second time.
+func (c *Cursor) page(ctx context.Context, pos uint64, log *slog.Logger) (n int, last uint64, sigs []Signal, err error) {
+	if pr, ok := c.Store.(store.ParsedReader); ok && c.Decrypt == nil {
+		seqs, evs, ok, err := pr.ReadParsed(ctx, pos, cursorPage)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		if ok {
+			for i, e := range evs {
+				sigs = append(sigs, c.Engine.Process(seqs[i], e)...)
+			}
+			if len(seqs) > 0 {
+				last = seqs[len(seqs)-1]
+			}
+			return len(seqs), last, sigs, nil
+		}
+	}
+	recs, err := c.Store.Read(ctx, pos, cursorPage)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	for _, r := range recs {
+		e, err := c.parse(r)
+		if err != nil {
+			log.Error("detect: skipping an event that does not parse", "seq", r.Seq, "err", err)
+			continue
+		}
+		sigs = append(sigs, c.Engine.Process(r.Seq, &e)...)
+	}
+	if len(recs) > 0 {
+		last = recs[len(recs)-1].Seq
+	}
+	return len(recs), last, sigs, nil
 }
 
 // wait returns when events after pos may be committed, after at most

@@ -119,6 +119,16 @@ type PurgeResult struct {
 }
 
 // Purger is implemented by stores that can remove events for retention.
+// ParsedReader is implemented by stores that keep the parsed form of their
+// latest records, so that a consumer following the log closely (detection)
+// reads them without parsing their canonical bytes again.
+type ParsedReader interface {
+	// ReadParsed returns up to limit committed events with seq > after, in
+	// order, with their sequence numbers; ok is false when they are not all
+	// in memory (then use Read). The events are shared: never modify them.
+	ReadParsed(ctx context.Context, after uint64, limit int) (seqs []uint64, events []*event.Event, ok bool, err error)
+}
+
 // A purged event is gone from Read, Search, Count and Top; its sequence
 // number is never handed out again and is recorded as purged (PurgedRanges)
 // in the same transaction as the removal.

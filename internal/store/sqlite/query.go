@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/store"
 )
 
@@ -19,6 +20,7 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Reco
 	if recs, ok := s.w.recent.read(after, clampLimit(limit), s.lastSeq.Load()); ok {
 		return recs, nil
 	}
+	// Not all in memory: from SQLite.
 	recs, err := s.records(ctx, `SELECT seq, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
 		clampSeq(after), clampLimit(limit))
 	if err != nil {
@@ -103,4 +105,14 @@ func addrRange(p netip.Prefix) (lo, hi [16]byte) {
 		hi[i/8] |= 1 << (7 - i%8)
 	}
 	return lo, hi
+}
+
+// ReadParsed returns the parsed events after after, when the latest
+// committed events hold them all (see store.ParsedReader).
+func (s *Store) ReadParsed(ctx context.Context, after uint64, limit int) ([]uint64, []*event.Event, bool, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	seqs, evs, ok := s.w.recent.readParsed(after, clampLimit(limit), s.lastSeq.Load())
+	return seqs, evs, ok, nil
 }

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"slices"
 	"sync"
 
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/store"
 )
 
@@ -25,20 +27,21 @@ type recentCache struct {
 type recentChunk struct {
 	first uint64
 	recs  []store.Record
+	evs   []event.Event // the parsed events, as appended
 	bytes int
 }
 
 // add appends the records of a committed transaction: seqs[i] holds
 // canon[i], seqs ascending and contiguous. A gap (which gap-free numbering
 // rules out, but a restart or forget can cause) starts the cache afresh.
-func (c *recentCache) add(seqs []uint64, canon [][]byte) {
+func (c *recentCache) add(seqs []uint64, evs []event.Event) {
 	if len(seqs) == 0 {
 		return
 	}
-	ch := recentChunk{first: seqs[0], recs: make([]store.Record, len(seqs))}
+	ch := recentChunk{first: seqs[0], recs: make([]store.Record, len(seqs)), evs: slices.Clone(evs)}
 	for i, seq := range seqs {
-		ch.recs[i] = store.Record{Seq: seq, Canonical: canon[i]}
-		ch.bytes += len(canon[i])
+		ch.recs[i] = store.Record{Seq: seq, Canonical: evs[i].Canonical}
+		ch.bytes += len(evs[i].Canonical)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -71,29 +74,56 @@ func (c *recentCache) forget() {
 // read returns up to limit records with seq > after and seq <= last, and
 // whether the cache could answer (it holds seq after+1, or after >= last).
 func (c *recentCache) read(after uint64, limit int, last uint64) ([]store.Record, bool) {
+	out := []store.Record{}
+	ok := c.each(after, limit, last, func(ch *recentChunk, i int) { out = append(out, ch.recs[i]) })
+	if !ok {
+		return nil, false
+	}
+	return out, true
+}
+
+// readParsed is read for the parsed events.
+func (c *recentCache) readParsed(after uint64, limit int, last uint64) ([]uint64, []*event.Event, bool) {
+	var (
+		seqs []uint64
+		evs  []*event.Event
+	)
+	ok := c.each(after, limit, last, func(ch *recentChunk, i int) {
+		seqs = append(seqs, ch.recs[i].Seq)
+		evs = append(evs, &ch.evs[i])
+	})
+	return seqs, evs, ok
+}
+
+// each calls fn, under the read lock, for the cached records with seq >
+// after and seq <= last, at most limit of them, and reports whether the
+// cache holds them all (it holds seq after+1, or after >= last).
+func (c *recentCache) each(after uint64, limit int, last uint64, fn func(ch *recentChunk, i int)) bool {
 	if after >= last {
-		return []store.Record{}, true
+		return true
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if len(c.chunks) == 0 || after+1 < c.chunks[0].first {
-		return nil, false
+		return false
 	}
-	out := make([]store.Record, 0, min(limit, int(last-after)))
-	for _, ch := range c.chunks {
+	n := 0
+	seen := after
+	for ci := range c.chunks {
+		ch := &c.chunks[ci]
 		end := ch.first + uint64(len(ch.recs)) - 1
 		if end <= after {
 			continue
 		}
-		for _, r := range ch.recs[max(after+1, ch.first)-ch.first:] {
-			if r.Seq > last || len(out) == limit {
-				return out, true
+		for i := int(max(after+1, ch.first) - ch.first); i < len(ch.recs); i++ {
+			if ch.recs[i].Seq > last || n == limit {
+				return true
 			}
-			out = append(out, r)
+			fn(ch, i)
+			n++
+			seen = ch.recs[i].Seq
 		}
 	}
-	if len(out) < limit && (len(out) == 0 || out[len(out)-1].Seq < last) {
-		return nil, false // the cache ends before last: read SQLite
-	}
-	return out, true
+	// The cache ends before last: the caller reads SQLite.
+	return n == limit || seen == last
 }

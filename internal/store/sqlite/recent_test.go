@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/vigilsec/vigil/internal/event"
 )
 
 func TestRecentCache(t *testing.T) {
 	var c recentCache
 	add := func(first, n uint64, size int) {
 		var seqs []uint64
-		var canon [][]byte
+		var evs []event.Event
 		for i := range n {
 			seqs = append(seqs, first+i)
-			canon = append(canon, make([]byte, size))
+			evs = append(evs, event.Event{ID: fmt.Sprint(first + i), Canonical: make([]byte, size)})
 		}
-		c.add(seqs, canon)
+		c.add(seqs, evs)
 	}
 	seqsOf := func(after uint64, limit int, last uint64) (string, bool) {
 		recs, ok := c.read(after, limit, last)
@@ -63,6 +65,10 @@ func TestRecentCache(t *testing.T) {
 	recs, ok := c.read(70, 10, 71)
 	if !ok || !slices.Equal([]uint64{recs[0].Seq}, []uint64{71}) {
 		t.Errorf("latest record: %v %v", recs, ok)
+	}
+	seqs, evs, ok := c.readParsed(69, 10, 71)
+	if !ok || !slices.Equal(seqs, []uint64{70, 71}) || evs[0].ID != "70" || evs[1].ID != "71" {
+		t.Errorf("latest parsed events: %v %v %v", seqs, evs, ok)
 	}
 	c.forget()
 	if _, ok := c.read(70, 10, 71); ok {

@@ -197,7 +197,9 @@ func (s *Store) Close() error {
 // is always true: if ctx is done by the time the writer takes the batch, the
 // batch is not written and Append returns ctx's error; otherwise it returns
 // the outcome of the transaction. A batch with an event lacking an ID or
-// canonical bytes is refused whole.
+// canonical bytes is refused whole. The store keeps the events' canonical
+// bytes and strings (the latest are served from memory): the caller may reuse
+// the slice, but must not modify those bytes.
 func (s *Store) Append(ctx context.Context, events []event.Event) (store.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AppendResult{}, err

@@ -179,12 +179,12 @@ type writer struct {
 
 	// Of the transaction being written: the events stored, their keys,
 	// and the time span of each block they fall in.
-	newSeqs  []uint64
-	newKeys  [][]pkey
-	newCanon [][]byte
-	recent   *recentCache  // the latest committed events
-	wake     chan struct{} // a sort the writer waits for is done
-	blocks   []timeBlock
+	newSeqs []uint64
+	newKeys [][]pkey
+	newEvs  []event.Event
+	recent  *recentCache  // the latest committed events
+	wake    chan struct{} // a sort the writer waits for is done
+	blocks  []timeBlock
 	// flushTo is how far the transaction writes out the oldest closed
 	// segment's keys, when flushing.
 	flushTo  int
@@ -306,8 +306,8 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 		if err != nil {
 			w.forgetArgs()
 			clear(w.newKeys)
-			clear(w.newCanon)
-			w.newKeys, w.newSeqs, w.newCanon, w.flushing = w.newKeys[:0], w.newSeqs[:0], w.newCanon[:0], false
+			clear(w.newEvs)
+			w.newKeys, w.newSeqs, w.newEvs, w.flushing = w.newKeys[:0], w.newSeqs[:0], w.newEvs[:0], false
 			// An I/O error may have rolled back already; the error of
 			// ROLLBACK then says so and adds nothing.
 			_ = execStmt(w.rollback, nil)
@@ -346,7 +346,7 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 			}
 			w.newSeqs = append(w.newSeqs, seq)
 			w.newKeys = append(w.newKeys, r.keys[i])
-			w.newCanon = append(w.newCanon, r.events[i].Canonical)
+			w.newEvs = append(w.newEvs, r.events[i]) // a copy: callers may reuse their slice
 			w.noteTime(seq, r.events[i].Time)
 		}
 	}
@@ -609,9 +609,9 @@ func (w *writer) flushChunk() error {
 // now all in the table leaves it.
 func (w *writer) published() {
 	m := w.idx
-	w.recent.add(w.newSeqs, w.newCanon)
-	clear(w.newCanon)
-	w.newCanon = w.newCanon[:0]
+	w.recent.add(w.newSeqs, w.newEvs)
+	clear(w.newEvs)
+	w.newEvs = w.newEvs[:0]
 	m.mu.Lock()
 	m.add(w.newSeqs, w.newKeys)
 	if w.flushing {
