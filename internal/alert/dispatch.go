@@ -107,6 +107,12 @@ func (m *Manager) deliver(runCtx, workCtx context.Context, j *job) {
 			return
 		}
 		wait := m.backoff(attempt)
+		// A receiver that said when to come back (HTTP 429 or 503 with
+		// Retry-After) is not called before then.
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) && ra.RetryAfter() > wait {
+			wait = ra.RetryAfter()
+		}
 		reason := ""
 		switch {
 		case !retry:

@@ -54,6 +54,19 @@ func TestDeliveryRetries(t *testing.T) {
 			wantLog: []string{"failed#1"},
 		},
 		{
+			// The receiver's Retry-After (longer than the backoff) is honoured.
+			name: "retry after",
+			fail: func(n int) (bool, error) {
+				if n == 1 {
+					return true, retryAfterErr(7 * time.Second)
+				}
+				return false, nil
+			},
+			wantLog:   []string{"retrying#1", "sent#2"},
+			wantSlept: []time.Duration{7 * time.Second},
+			sent:      true,
+		},
+		{
 			name:      "attempts bounded",
 			extra:     "retry: {attempts: 3}\n",
 			fail:      func(int) (bool, error) { return true, errBoom },
@@ -430,3 +443,10 @@ func TestStateMetrics(t *testing.T) {
 		}
 	}
 }
+
+// retryAfterErr is a failure whose receiver asked to wait (as notify's
+// HTTP errors for 429 with Retry-After).
+type retryAfterErr time.Duration
+
+func (e retryAfterErr) Error() string             { return "boom: 429 too many requests" }
+func (e retryAfterErr) RetryAfter() time.Duration { return time.Duration(e) }
