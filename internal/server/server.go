@@ -293,6 +293,14 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("field retention.holds: %w", err)
 	}
+	holdAPI, err := retention.NewHoldAPI(holds, filepath.Join(cfg.DataDir, retention.HoldsFile), rcfg.Holds)
+	if err != nil {
+		s.ledger.Close()
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	holdAPI.Register(mux, s.requireToken)
 	s.purger = &retention.Purger{Store: st, Ledger: s.ledger, DataDir: cfg.DataDir, Config: rcfg,
 		Holds: holds, Log: log, Metrics: retention.NewMetrics(reg)}
 	mux.Handle("/api/v1/purge", s.requireToken(s.purger.Handler()))

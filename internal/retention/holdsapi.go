@@ -1,0 +1,156 @@
+package retention
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+
+	"github.com/vigilsec/vigil/internal/atomicfile"
+	"github.com/vigilsec/vigil/internal/httperr"
+)
+
+// HoldsFile keeps, in the data directory, the holds added through the API
+// (those of the configuration stay in the configuration).
+const HoldsFile = "holds.json"
+
+// maxHoldBody bounds a hold request.
+const maxHoldBody = 64 << 10
+
+// HoldAPI serves the legal holds: GET /api/v1/holds lists them,
+// POST /api/v1/holds adds or replaces one ({"id", "query" or "incident",
+// "reason", "until"}), DELETE /api/v1/holds/{id} lifts one. Holds added here
+// are saved in HoldsFile and survive restarts; those of the configuration
+// cannot be lifted here.
+type HoldAPI struct {
+	holds *Holds
+	path  string
+	fixed map[string]bool // from the configuration
+
+	mu      sync.Mutex // serializes changes and saves
+	dynamic map[string]Hold
+}
+
+// NewHoldAPI loads the holds saved in path into holds (which holds those of
+// the configuration, listed in fixed).
+func NewHoldAPI(holds *Holds, path string, fixed []Hold) (*HoldAPI, error) {
+	a := &HoldAPI{holds: holds, path: path, fixed: map[string]bool{}, dynamic: map[string]Hold{}}
+	for _, h := range fixed {
+		a.fixed[h.ID] = true
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return a, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read holds: %w", err)
+	}
+	var saved []Hold
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return nil, fmt.Errorf("read holds %s: %w", path, err)
+	}
+	for _, h := range saved {
+		if a.fixed[h.ID] {
+			continue // the configuration's hold of that ID wins
+		}
+		if err := holds.Add(h); err != nil {
+			return nil, fmt.Errorf("read holds %s: %w", path, err)
+		}
+		a.dynamic[h.ID] = h
+	}
+	return a, nil
+}
+
+func (a *HoldAPI) save() error {
+	list := make([]Hold, 0, len(a.dynamic))
+	for _, h := range a.dynamic {
+		list = append(list, h)
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(a.path, b)
+}
+
+// Register mounts the routes on mux behind wrap (authentication).
+func (a *HoldAPI) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
+	mux.Handle("GET /api/v1/holds", wrap(http.HandlerFunc(a.list)))
+	mux.Handle("POST /api/v1/holds", wrap(http.HandlerFunc(a.add)))
+	mux.Handle("DELETE /api/v1/holds/{id}", wrap(http.HandlerFunc(a.remove)))
+}
+
+func (a *HoldAPI) list(w http.ResponseWriter, r *http.Request) {
+	httperr.JSON(w, http.StatusOK, map[string]any{"holds": a.holds.List()})
+}
+
+func (a *HoldAPI) add(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHoldBody+1))
+	if err != nil {
+		httperr.Msg(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	if len(body) > maxHoldBody {
+		httperr.Msg(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("hold larger than %d bytes", maxHoldBody))
+		return
+	}
+	var h Hold
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		httperr.Msg(w, http.StatusBadRequest, "hold: "+err.Error())
+		return
+	}
+	if a.fixed[h.ID] {
+		httperr.Msg(w, http.StatusConflict, fmt.Sprintf("hold %q is in the configuration: change it there", h.ID))
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.holds.Add(h); err != nil {
+		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	prev, had := a.dynamic[h.ID]
+	a.dynamic[h.ID] = h
+	if err := a.save(); err != nil {
+		// Not durable: undo, so that memory says what a restart will.
+		if had {
+			a.dynamic[h.ID] = prev
+			_ = a.holds.Add(prev)
+		} else {
+			delete(a.dynamic, h.ID)
+			a.holds.Remove(h.ID)
+		}
+		httperr.Msg(w, http.StatusInternalServerError, "save holds: "+err.Error())
+		return
+	}
+	httperr.JSON(w, http.StatusCreated, h)
+}
+
+func (a *HoldAPI) remove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if a.fixed[id] {
+		httperr.Msg(w, http.StatusConflict, fmt.Sprintf("hold %q is in the configuration: remove it there", id))
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev, ok := a.dynamic[id]
+	if !ok {
+		httperr.Msg(w, http.StatusNotFound, fmt.Sprintf("no hold %q", id))
+		return
+	}
+	delete(a.dynamic, id)
+	if err := a.save(); err != nil {
+		a.dynamic[id] = prev
+		httperr.Msg(w, http.StatusInternalServerError, "save holds: "+err.Error())
+		return
+	}
+	a.holds.Remove(id)
+	httperr.JSON(w, http.StatusOK, map[string]string{"removed": id})
+}
