@@ -33,6 +33,11 @@ type HoldAPI struct {
 
 	mu      sync.Mutex // serializes changes and saves
 	dynamic map[string]Hold
+
+	// Audit, when set, records each change in the log before it is
+	// answered: action is "vigil_hold_added" or "vigil_hold_removed", who
+	// the token's name. An error refuses the change.
+	Audit func(r *http.Request, action string, h Hold) error
 }
 
 // NewHoldAPI loads the holds saved in path into holds (which holds those of
@@ -109,8 +114,18 @@ func (a *HoldAPI) add(w http.ResponseWriter, r *http.Request) {
 		httperr.Msg(w, http.StatusConflict, fmt.Sprintf("hold %q is in the configuration: change it there", h.ID))
 		return
 	}
+	if _, err := h.compile(); err != nil {
+		httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf("hold %q: %v", h.ID, err))
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.Audit != nil {
+		if err := a.Audit(r, "vigil_hold_added", h); err != nil {
+			httperr.Msg(w, http.StatusInternalServerError, "record the hold in the log: "+err.Error())
+			return
+		}
+	}
 	if err := a.holds.Add(h); err != nil {
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
@@ -144,6 +159,12 @@ func (a *HoldAPI) remove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		httperr.Msg(w, http.StatusNotFound, fmt.Sprintf("no hold %q", id))
 		return
+	}
+	if a.Audit != nil {
+		if err := a.Audit(r, "vigil_hold_removed", prev); err != nil {
+			httperr.Msg(w, http.StatusInternalServerError, "record the change in the log: "+err.Error())
+			return
+		}
 	}
 	delete(a.dynamic, id)
 	if err := a.save(); err != nil {

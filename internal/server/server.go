@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,7 @@ type Server struct {
 	ledger   *ledger.Ledger
 	purger   *retention.Purger
 	enc      *crypt.Encrypter // nil: encryption at rest is off
+	hub      *api.Hub         // wakes the readers of the log
 }
 
 // decrypt returns the plaintext of a stored event; envelopes of keys the
@@ -104,16 +106,12 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		who, _ := auth.FromContext(r.Context())
-		doc, _ := json.Marshal(map[string]any{
+		err := s.appendAudit(r.Context(), map[string]any{
 			"event":   map[string]any{"kind": "event", "category": "configuration", "type": "creation", "action": "vigil_key_rotated", "outcome": "success"},
 			"user":    map[string]any{"name": who.Name},
 			"vigil":   map[string]any{"key": map[string]any{"id": k.ID, "fingerprint": k.Fingerprint}},
 			"message": "data key " + k.ID + " made; new events are encrypted with it",
 		})
-		e, err := event.Parse(doc, event.Limits{}, time.Now())
-		if err == nil {
-			_, err = s.store.Append(r.Context(), []event.Event{e})
-		}
 		if err != nil {
 			s.log.Error("record key rotation in the log", "err", err)
 		}
@@ -190,6 +188,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 
 	s := &Server{cfg: cfg, log: log, store: st, tokens: tokens}
 	hub := api.NewHub(last)
+	s.hub = hub
 	enc, err := crypt.New(cfg.Encryption, cfg.DataDir)
 	if err != nil {
 		st.Close()
@@ -299,6 +298,15 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		ln.Close()
 		st.Close()
 		return nil, err
+	}
+	holdAPI.Audit = func(r *http.Request, action string, h retention.Hold) error {
+		who, _ := auth.FromContext(r.Context())
+		return s.appendAudit(r.Context(), map[string]any{
+			"event":   map[string]any{"kind": "event", "category": "configuration", "type": "change", "action": action, "outcome": "success"},
+			"user":    map[string]any{"name": who.Name},
+			"vigil":   map[string]any{"hold": h},
+			"message": fmt.Sprintf("legal hold %s %s by %s", h.ID, strings.TrimPrefix(action, "vigil_hold_"), who.Name),
+		})
 	}
 	holdAPI.Register(mux, s.requireToken)
 	s.purger = &retention.Purger{Store: st, Ledger: s.ledger, DataDir: cfg.DataDir, Config: rcfg,
@@ -434,4 +442,22 @@ func PrepareDataDir(dir string, allowOpen bool) error {
 		return fmt.Errorf("data directory %s has mode %04o: other users could read security events; fix with: chmod 700 %s (or start with --allow-open-data-dir)", dir, fi.Mode().Perm(), dir)
 	}
 	return nil
+}
+
+// appendAudit stores one of Vigil's own audit events, durably, and wakes
+// the readers of the log.
+func (s *Server) appendAudit(ctx context.Context, doc map[string]any) error {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	e, err := event.Parse(b, event.Limits{}, time.Now())
+	if err != nil {
+		return err
+	}
+	res, err := s.store.Append(ctx, []event.Event{e})
+	if err == nil && s.hub != nil && len(res.Seqs) > 0 {
+		s.hub.Publish(res.Seqs[0])
+	}
+	return err
 }
