@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,14 @@ encryption:
 		t.Fatalf("rotate: %d %s", resp.StatusCode, rotated)
 	}
 	send(2, secrets[3], "h", "r")
+
+	// Both keys' fingerprints are in the log.
+	for _, action := range []string{"vigil_key_created", "vigil_key_rotated"} {
+		res, err := c.Search(context.Background(), url.Values{"action": {action}})
+		if err != nil || len(res.Events) != 1 || !strings.Contains(string(res.Events[0].Event), `"fingerprint"`) {
+			t.Errorf("%s: %v, %v", action, res.Events, err)
+		}
+	}
 
 	// In clear through the API, both keys.
 	req, _ := http.NewRequest("GET", v.URL+"/api/v1/events?path=/login", nil)

@@ -189,12 +189,28 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: st, tokens: tokens}
 	hub := api.NewHub(last)
 	s.hub = hub
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, crypt.KeysFile))
 	enc, err := crypt.New(cfg.Encryption, cfg.DataDir)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("encryption: %w", err)
 	}
 	s.enc = enc
+	if enc != nil && errors.Is(statErr, os.ErrNotExist) {
+		// The first data key was just made: its fingerprint goes into the
+		// log, as every rotated key's does.
+		for _, k := range s.keys() {
+			err := s.appendAudit(context.Background(), map[string]any{
+				"event":   map[string]any{"kind": "event", "category": "configuration", "type": "creation", "action": "vigil_key_created", "outcome": "success"},
+				"vigil":   map[string]any{"key": map[string]any{"id": k.ID, "fingerprint": k.Fingerprint}},
+				"message": "first data key " + k.ID + " made; encryption at rest is on",
+			})
+			if err != nil {
+				st.Close()
+				return nil, fmt.Errorf("encryption: record the first key in the log: %w", err)
+			}
+		}
+	}
 	in := ingest.NewHTTP(st, cfg.Ingest.Limits(), ingest.NewMetrics(reg))
 	in.OnCommit = hub.Publish
 
