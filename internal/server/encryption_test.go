@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/client"
 	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/server"
 	"github.com/vigilsec/vigil/internal/server/servertest"
 )
 
@@ -112,4 +113,13 @@ encryption:
 		}
 		return nil
 	})
+
+	// With keys.json lost, Vigil refuses to start rather than make a new
+	// keyring that could not open the sealed events.
+	if err := os.Rename(filepath.Join(dataDir, "keys.json"), filepath.Join(t.TempDir(), "keys.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(cfg, server.Options{AdminToken: token, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "keys.json is missing") {
+		t.Errorf("start without keys.json: %v", err)
+	}
 }

@@ -190,6 +190,20 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	hub := api.NewHub(last)
 	s.hub = hub
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, crypt.KeysFile))
+	if cfg.Encryption.Enabled && errors.Is(statErr, os.ErrNotExist) {
+		// A log that recorded a data key has envelopes only that keyring
+		// opens: a new one would leave them unreadable.
+		n, err := st.Count(context.Background(), store.Query{Action: "vigil_key_created"})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("encryption: %w", err)
+		}
+		if n > 0 {
+			st.Close()
+			return nil, fmt.Errorf("encryption: %s is missing from %s, but the log records data keys made before: restore it from a backup (a new keyring could not open the events sealed with the old keys)",
+				crypt.KeysFile, cfg.DataDir)
+		}
+	}
 	enc, err := crypt.New(cfg.Encryption, cfg.DataDir)
 	if err != nil {
 		st.Close()
