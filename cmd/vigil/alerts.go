@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,64 +19,6 @@ import (
 	"github.com/vigilsec/vigil/internal/alert"
 	"github.com/vigilsec/vigil/internal/client"
 )
-
-// alertClient calls the alert manager's API (/api/v1/alerts, silences,
-// notifications) of a running Vigil. Error answers become *client.Error,
-// as for the other commands.
-type alertClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newAlertClient(cf *clientFlags) (*alertClient, error) {
-	tok, err := cf.resolveToken()
-	if err != nil {
-		return nil, err
-	}
-	return &alertClient{base: strings.TrimRight(cf.server, "/"), token: tok, http: &http.Client{Timeout: 30 * time.Second}}, nil
-}
-
-func (c *alertClient) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &client.Error{Status: resp.StatusCode}
-		if json.Unmarshal(b, &e.Body) != nil || e.Body.Error == "" {
-			e.Body.Error = strings.TrimSpace(string(b))
-		}
-		return e
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return nil
-}
 
 func runAlerts(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("alerts", "[list] [flags] [MATCHER…] | show FINGERPRINT\n\n"+
@@ -100,7 +41,7 @@ func runAlerts(args []string, stdout, stderr io.Writer) error {
 	if len(words) > 0 && (words[0] == "list" || words[0] == "show") {
 		sub, words = words[0], words[1:]
 	}
-	c, err := newAlertClient(&cf)
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
@@ -139,7 +80,7 @@ func runAlerts(args []string, stdout, stderr io.Writer) error {
 	var ans struct {
 		Alerts []alert.AlertInfo `json:"alerts"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/api/v1/alerts?"+v.Encode(), nil, &ans); err != nil {
+	if err := c.Call(ctx, http.MethodGet, "/api/v1/alerts?"+v.Encode(), nil, &ans); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -159,9 +100,9 @@ func runAlerts(args []string, stdout, stderr io.Writer) error {
 }
 
 // findAlert fetches an alert by fingerprint, or by a unique prefix of one.
-func findAlert(ctx context.Context, c *alertClient, fp string) (alert.AlertInfo, error) {
+func findAlert(ctx context.Context, c *client.Client, fp string) (alert.AlertInfo, error) {
 	var a alert.AlertInfo
-	err := c.call(ctx, http.MethodGet, "/api/v1/alerts/"+url.PathEscape(fp), nil, &a)
+	err := c.Call(ctx, http.MethodGet, "/api/v1/alerts/"+url.PathEscape(fp), nil, &a)
 	var ce *client.Error
 	if err == nil || !errors.As(err, &ce) || ce.Status != http.StatusNotFound || len(fp) >= 16 {
 		return a, err
@@ -169,7 +110,7 @@ func findAlert(ctx context.Context, c *alertClient, fp string) (alert.AlertInfo,
 	var ans struct {
 		Alerts []alert.AlertInfo `json:"alerts"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/api/v1/alerts?limit=10000", nil, &ans); err != nil {
+	if err := c.Call(ctx, http.MethodGet, "/api/v1/alerts?limit=10000", nil, &ans); err != nil {
 		return a, err
 	}
 	var found []string
@@ -182,7 +123,7 @@ func findAlert(ctx context.Context, c *alertClient, fp string) (alert.AlertInfo,
 	case 0:
 		return a, fmt.Errorf("no alert with fingerprint %s", fp)
 	case 1:
-		err := c.call(ctx, http.MethodGet, "/api/v1/alerts/"+found[0], nil, &a)
+		err := c.Call(ctx, http.MethodGet, "/api/v1/alerts/"+found[0], nil, &a)
 		return a, err
 	}
 	return a, fmt.Errorf("%s is the start of %d fingerprints (%s): give more of it", fp, len(found), strings.Join(found, ", "))
@@ -365,14 +306,14 @@ func runSilenceAdd(args []string, stdout, stderr io.Writer) error {
 		}
 		req.Duration = *forDur
 	}
-	c, err := newAlertClient(&cf)
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	var s alert.Silence
-	if err := c.call(ctx, http.MethodPost, "/api/v1/silences", req, &s); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/silences", req, &s); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -404,7 +345,7 @@ func runSilenceList(args []string, stdout, stderr io.Writer) error {
 	case !*all:
 		v.Set("state", "active,pending")
 	}
-	c, err := newAlertClient(&cf)
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
@@ -413,7 +354,7 @@ func runSilenceList(args []string, stdout, stderr io.Writer) error {
 	var ans struct {
 		Silences []alert.Silence `json:"silences"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/api/v1/silences?"+v.Encode(), nil, &ans); err != nil {
+	if err := c.Call(ctx, http.MethodGet, "/api/v1/silences?"+v.Encode(), nil, &ans); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -443,7 +384,7 @@ func runSilenceExpire(args []string, stdout, stderr io.Writer) error {
 	if len(words) == 0 {
 		return usageError{errors.New("give the ID of the silence to expire (see vigil silence list)")}
 	}
-	c, err := newAlertClient(&cf)
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
@@ -451,7 +392,7 @@ func runSilenceExpire(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	for _, id := range words {
 		var s alert.Silence
-		if err := c.call(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(id), nil, &s); err != nil {
+		if err := c.Call(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(id), nil, &s); err != nil {
 			return fmt.Errorf("expire %s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "expired %s %s\n", s.ID, s.Matchers)

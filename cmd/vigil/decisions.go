@@ -16,8 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigilsec/vigil/internal/client"
-	"github.com/vigilsec/vigil/internal/httperr"
 	"github.com/vigilsec/vigil/internal/respond"
 )
 
@@ -65,55 +63,18 @@ func runDecisions(args []string, stdout, stderr io.Writer) error {
 // decisionsAPI calls the decisions API. out, when not nil, receives the JSON
 // answer; raw, when not nil, the body as is.
 func decisionsAPI(ctx context.Context, cf clientFlags, method, path string, q url.Values, body any, out any, raw io.Writer) error {
-	tok, err := cf.resolveToken()
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(cf.server, "/") + "/api/v1/decisions" + path
+	u := "/api/v1/decisions" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return usageError{fmt.Errorf("--server %q: %w", cf.server, err)}
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		e := &client.Error{Status: resp.StatusCode}
-		if json.Unmarshal(b, &e.Body) != nil || e.Body.Error == "" {
-			e.Body = httperr.Body{Error: strings.TrimSpace(string(b))}
-		}
-		return e
-	}
 	if raw != nil {
-		if _, err := io.Copy(raw, resp.Body); err != nil {
-			return fmt.Errorf("read answer: %w", err)
-		}
-		return nil
+		out = raw
 	}
-	if out != nil {
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(out); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return nil
+	return c.Call(ctx, method, u, body, out)
 }
 
 func decisionsList(args []string, stdout, stderr io.Writer) error {

@@ -25,7 +25,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 	if len(words) > 1 || sub != "list" && sub != "rotate" {
 		return usageError{fmt.Errorf("want list or rotate, got %q", words)}
 	}
-	c, err := newAlertClient(&cf)
+	c, err := cf.client()
 	if err != nil {
 		return err
 	}
@@ -40,9 +40,9 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	if sub == "rotate" {
-		err = c.call(ctx, "POST", "/api/v1/keys/rotate", nil, &answer)
+		err = c.Call(ctx, "POST", "/api/v1/keys/rotate", nil, &answer)
 	} else {
-		err = c.call(ctx, "GET", "/api/v1/keys", nil, &answer)
+		err = c.Call(ctx, "GET", "/api/v1/keys", nil, &answer)
 	}
 	if err != nil {
 		return err

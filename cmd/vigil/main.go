@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/vigilsec/vigil/internal/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -160,6 +162,15 @@ func (c *clientFlags) resolveToken() (string, error) {
 		return t, nil
 	}
 	return "", usageError{errors.New("no token: set VIGIL_TOKEN (printed by 'vigil serve' on first start) or pass --token")}
+}
+
+// client returns a client of the server the flags name.
+func (c *clientFlags) client() (*client.Client, error) {
+	tok, err := c.resolveToken()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(c.server, tok), nil
 }
 
 func trimLine(s string, n int) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,39 +147,14 @@ func purgeDataDir(ctx context.Context, dir, cfgPath string, body retention.Purge
 }
 
 func purgeServer(ctx context.Context, cf clientFlags, body retention.PurgeRequest) (*retention.Result, error) {
-	tok, err := cf.resolveToken()
+	c, err := cf.client()
 	if err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(cf.server, "/")+"/api/v1/purge", bytes.NewReader(data))
-	if err != nil {
-		return nil, usageError{err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := (&http.Client{Timeout: time.Hour}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("purge through %s: %w", cf.server, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, fmt.Errorf("purge through %s: read the answer: %w", cf.server, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		return nil, fmt.Errorf("purge through %s: server answered %d: %s", cf.server, resp.StatusCode, trimLine(e.Error, 500))
-	}
+	c.HTTP.Timeout = time.Hour // a purge archives and removes in batches
 	var res retention.Result
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, fmt.Errorf("purge through %s: bad answer: %w", cf.server, err)
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/purge", body, &res); err != nil {
+		return nil, fmt.Errorf("purge through %s: %w", cf.server, err)
 	}
 	return &res, nil
 }

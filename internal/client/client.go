@@ -71,7 +71,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		e := &Error{Status: resp.StatusCode}
 		if json.Unmarshal(b, &e.Body) != nil || e.Body.Error == "" {
 			e.Body.Error = strings.TrimSpace(string(b))
@@ -81,12 +81,35 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		}
 		return e
 	}
+	if w, ok := out.(io.Writer); ok {
+		_, err := w.Write(b)
+		return err
+	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("decode answer: %w", err)
 		}
 	}
 	return nil
+}
+
+// Call sends in, as JSON when not nil, to path (which may carry a query)
+// with method, and reads the answer into out: decoded from JSON, or written
+// as is when out is an io.Writer; nil ignores it. Any 2xx answer succeeds;
+// others return *Error.
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
+	var (
+		body []byte
+		hdr  http.Header
+	)
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, hdr = b, http.Header{"Content-Type": {"application/json"}}
+	}
+	return c.do(ctx, method, path, body, hdr, out)
 }
 
 // Send posts an NDJSON batch, gzip-compressed when large, and retries it while

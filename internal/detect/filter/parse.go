@@ -247,37 +247,17 @@ func (p *parser) count() error {
 }
 
 func (p *parser) parseOr(depth int) (node, error) {
-	first, err := p.parseAnd(depth)
-	if err != nil {
-		return nil, err
-	}
-	kids := []node{first}
-	for {
-		t, err := p.peek()
-		if err != nil {
-			return nil, err
-		}
-		if !isKeyword(t, "or") {
-			break
-		}
-		p.next()
-		if err := p.count(); err != nil {
-			return nil, err
-		}
-		n, err := p.parseAnd(depth)
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, n)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &orNode{kids: kids}, nil
+	return p.parseChain(depth, "or", p.parseAnd, func(kids []node) node { return &orNode{kids: kids} })
 }
 
 func (p *parser) parseAnd(depth int) (node, error) {
-	first, err := p.parseUnary(depth)
+	return p.parseChain(depth, "and", p.parseUnary, func(kids []node) node { return &andNode{kids: kids} })
+}
+
+// parseChain parses operands joined by keyword ("a or b or c"), each with
+// sub; more than one becomes join(operands).
+func (p *parser) parseChain(depth int, keyword string, sub func(int) (node, error), join func([]node) node) (node, error) {
+	first, err := sub(depth)
 	if err != nil {
 		return nil, err
 	}
@@ -287,14 +267,14 @@ func (p *parser) parseAnd(depth int) (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !isKeyword(t, "and") {
+		if !isKeyword(t, keyword) {
 			break
 		}
 		p.next()
 		if err := p.count(); err != nil {
 			return nil, err
 		}
-		n, err := p.parseUnary(depth)
+		n, err := sub(depth)
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +283,7 @@ func (p *parser) parseAnd(depth int) (node, error) {
 	if len(kids) == 1 {
 		return first, nil
 	}
-	return &andNode{kids: kids}, nil
+	return join(kids), nil
 }
 
 func (p *parser) parseUnary(depth int) (node, error) {
