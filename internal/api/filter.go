@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/vigilsec/vigil/internal/detect/filter"
 	"github.com/vigilsec/vigil/internal/event"
@@ -50,7 +49,6 @@ func (e *Events) scanFilteredFrom(ctx context.Context, q store.Query, f *filter.
 	st := e.Store
 	q.Limit = store.MaxLimit
 	scanned := 0
-	lim := event.Limits{MaxDepth: 1 << 12}
 	for {
 		recs, err := st.Search(ctx, q)
 		if err != nil {
@@ -60,8 +58,7 @@ func (e *Events) scanFilteredFrom(ctx context.Context, q store.Query, f *filter.
 			last = r.Seq
 			scanned++
 			plain := e.plain(r)
-			lim.MaxBytes = 2*len(plain) + 4096
-			ev, err := event.Parse(plain, lim, time.Time{})
+			ev, err := event.ParseStored(plain)
 			if err == nil && f.Match(&ev) {
 				n++
 				if each != nil && !each(r) {

@@ -274,10 +274,5 @@ func (c *Cursor) parse(r store.Record) (event.Event, error) {
 		}
 		r.Canonical = plain
 	}
-	return parseStored(r)
-}
-
-// parseStored parses a stored event's canonical bytes.
-func parseStored(r store.Record) (event.Event, error) {
-	return event.Parse(r.Canonical, event.Limits{MaxBytes: 2*len(r.Canonical) + 4096, MaxDepth: 1 << 12}, time.Time{})
+	return event.ParseStored(r.Canonical)
 }

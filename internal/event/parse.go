@@ -99,6 +99,17 @@ func Parse(data []byte, lim Limits, now time.Time) (Event, error) {
 	return st.event(), nil
 }
 
+// storedLimits are those of ParseStored.
+var storedLimits = Limits{MaxBytes: maxInput, MaxDepth: 1 << 12}
+
+// ParseStored parses an event as the store keeps it: canonical bytes that
+// Parse accepted at ingest, under the limits then configured (which may
+// have been larger than today's), so only Parse's own bounds apply. The
+// event's times are those recorded in it.
+func ParseStored(canonical []byte) (Event, error) {
+	return Parse(canonical, storedLimits, time.Time{})
+}
+
 // event returns the parsed Event, with its own copy of the canonical bytes.
 func (st *state) event() Event {
 	ev := Event{Time: st.time, SourceIP: st.addr, Severity: st.severity, Status: st.status}

@@ -127,10 +127,6 @@ type Planner struct {
 	Holds  *Holds
 }
 
-// parseLimits are those of the stored events' canonical bytes (any stored
-// event was accepted under at most these).
-var parseLimits = event.Limits{MaxBytes: 64 << 20, MaxDepth: 1 << 12}
-
 // Plan walks the events with sequence numbers up to sealed (the size of the
 // ledger's latest checkpoint: later events have no leaf yet) and calls fn
 // with each batch of at most Config.Batch events due at now under sel.
@@ -195,7 +191,7 @@ func (p *Planner) Plan(ctx context.Context, now time.Time, sel Selection, sealed
 		}
 		for _, r := range recs {
 			after = r.Seq
-			e, err := event.Parse(r.Canonical, parseLimits, time.Time{})
+			e, err := event.ParseStored(r.Canonical)
 			if err != nil {
 				return fmt.Errorf("plan purge: event %d: %w", r.Seq, err)
 			}
@@ -305,7 +301,7 @@ func (p *Planner) decisionsInForce(ctx context.Context, now time.Time) (map[stri
 			}
 			for _, r := range recs {
 				after = r.Seq
-				e, err := event.Parse(r.Canonical, parseLimits, time.Time{})
+				e, err := event.ParseStored(r.Canonical)
 				if err != nil {
 					return nil, fmt.Errorf("decision event %d: %w", r.Seq, err)
 				}

@@ -318,13 +318,19 @@ func (s *Store) readPostings(ctx context.Context, conn *sql.Conn, seg uint64, c 
 	return lists, rows.Err()
 }
 
-// readConn returns a read connection for one search.
-func (s *Store) readConn(ctx context.Context) (*sql.Conn, error) {
+// openPlan takes a read connection for one search and resolves q on it.
+// The caller closes the connection.
+func (s *Store) openPlan(ctx context.Context, q store.Query) (*sql.Conn, *plan, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, s.closedErr(err)
+		return nil, nil, s.closedErr(err)
 	}
-	return conn, nil
+	p, err := s.newPlan(ctx, conn, q)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, p, nil
 }
 
 // Search returns the records matching q ordered by seq.
@@ -340,15 +346,11 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Record, erro
 }
 
 func (s *Store) search(ctx context.Context, q store.Query) ([]store.Record, error) {
-	conn, err := s.readConn(ctx)
+	conn, p, err := s.openPlan(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	p, err := s.newPlan(ctx, conn, q)
-	if err != nil {
-		return nil, err
-	}
 	limit := clampLimit(q.Limit)
 	var (
 		out  []store.Record
@@ -437,15 +439,11 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int64, error) {
 }
 
 func (s *Store) count(ctx context.Context, q store.Query) (int64, error) {
-	conn, err := s.readConn(ctx)
+	conn, p, err := s.openPlan(ctx, q)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	p, err := s.newPlan(ctx, conn, q)
-	if err != nil {
-		return 0, err
-	}
 	var (
 		total int64
 		bm    bitmap
@@ -504,15 +502,11 @@ func (s *Store) Top(ctx context.Context, q store.Query, field string, n int) ([]
 }
 
 func (s *Store) top(ctx context.Context, q store.Query, f uint8, n int) ([]store.Bucket, error) {
-	conn, err := s.readConn(ctx)
+	conn, p, err := s.openPlan(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	p, err := s.newPlan(ctx, conn, q)
-	if err != nil {
-		return nil, err
-	}
 	counts := map[string]int64{}
 	var bm bitmap
 	for _, seg := range p.segments(false) {

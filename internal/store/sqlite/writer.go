@@ -681,7 +681,7 @@ func (w *writer) loadIndex() error {
 		e.Status = int(status)
 		e.RequestID, e.Service, e.Message = str(dest[10]), str(dest[11]), str(dest[12])
 		if canon, _ := dest[13].([]byte); bytes.Contains(canon, []byte(`"related"`)) {
-			full, err := event.Parse(canon, event.Limits{MaxBytes: 2*len(canon) + 4096, MaxDepth: 1 << 12}, time.Time{})
+			full, err := event.ParseStored(canon)
 			if err != nil {
 				return fmt.Errorf("index stored event %d: %w", n, err)
 			}
