@@ -20,7 +20,6 @@ import (
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/detect"
-	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/notify"
 	"github.com/vigilsec/vigil/internal/respond"
 	"github.com/vigilsec/vigil/internal/store"
@@ -53,7 +52,7 @@ const (
 )
 
 func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheus.Registerer,
-	log *slog.Logger, baseURL func() string) (*detection, error) {
+	log *slog.Logger, baseURL func() string, appendEvents respond.Appender) (*detection, error) {
 	d := &detection{
 		log: log, store: st, rules: cfg.Rules,
 		loadOpts:  detect.LoadOptions{NoBuiltin: cfg.Rules.NoBuiltin, DisabledBuiltin: cfg.Rules.DisabledBuiltin},
@@ -92,13 +91,7 @@ func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheu
 		return nil, err
 	}
 	d.decide, err = respond.NewManager(cfg.Respond, respond.Options{
-		Append: func(ctx context.Context, events []event.Event) error {
-			res, err := st.Append(ctx, events)
-			if err == nil && len(res.Seqs) > 0 {
-				hub.Publish(res.Seqs[len(res.Seqs)-1])
-			}
-			return err
-		},
+		Append:     appendEvents,
 		Metrics:    respond.NewMetrics(reg),
 		Log:        log,
 		SigningKey: key,

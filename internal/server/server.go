@@ -291,7 +291,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	// Detection is set up once the listener is bound: its links use the
 	// server's URL. Its routes are added before serving starts.
-	s.detect, err = newDetection(cfg, st, hub, reg, log, s.URL)
+	s.detect, err = newDetection(cfg, st, hub, reg, log, s.URL, s.appendEvents)
 	if err == nil && s.enc != nil {
 		s.detect.cursor.Decrypt = s.decrypt
 	}
@@ -485,9 +485,15 @@ func (s *Server) appendAudit(ctx context.Context, doc map[string]any) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.store.Append(ctx, []event.Event{e})
-	if err == nil && s.hub != nil && len(res.Seqs) > 0 {
-		s.hub.Publish(res.Seqs[0])
+	return s.appendEvents(ctx, []event.Event{e})
+}
+
+// appendEvents stores events Vigil makes itself (audit, decisions),
+// durably, and wakes the readers of the log.
+func (s *Server) appendEvents(ctx context.Context, events []event.Event) error {
+	res, err := s.store.Append(ctx, events)
+	if err == nil && len(res.Seqs) > 0 {
+		s.hub.Publish(res.Seqs[len(res.Seqs)-1])
 	}
 	return err
 }
