@@ -7,6 +7,7 @@
 #   bench/ingest.sh 2000000 8 1000
 #   bench/ingest.sh 1000000 8 1000 -rate 60000     # latency at a fixed rate
 #
+# METRICS=1 also prints Vigil's commit-latency histogram and queue figures.
 # PROFILE=1 also writes a 20 s CPU profile of the server to bench/results/cpu.prof.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,11 @@ if [ -n "${PROFILE:-}" ]; then
 fi
 "$work/loadgen" -url "http://127.0.0.1:$port" -token "$token" -n "$N" -c "$C" -batch "$BATCH" -progress 0 "$@"
 echo "vigil peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pid/status)"
+# CPU time of Vigil's process (user+system), from its start: less sensitive
+# than events/s to whatever else shares the two cores.
+echo "vigil CPU: $(awk -v n="$N" -v hz="$(getconf CLK_TCK)" '{c=($14+$15)/hz; printf "%.1f s, %.1f us/event", c, c*1e6/n}' /proc/$pid/stat)"
 echo "events stored: $(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/events/count")"
+if [ -n "${METRICS:-}" ]; then
+  curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^vigil_(store_commit|ingest_queue|store_)' || true
+fi
 [ -n "${prof:-}" ] && wait "$prof"

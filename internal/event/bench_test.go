@@ -36,9 +36,76 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkParseStored parses the canonical forms of the events above, as
+// the store keeps them.
+func BenchmarkParseStored(b *testing.B) {
+	now := time.Date(2025, 3, 1, 12, 0, 1, 0, time.UTC)
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{
+		{"web_request", benchEvent},
+		{"web_request_no_id", benchEventMinimal},
+	} {
+		ev, err := Parse(bc.data, DefaultLimits, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(ev.Canonical)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseStored(ev.Canonical); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkNewID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		NewID()
+	}
+}
+
+// BenchmarkRoutes parses the web request event, and its canonical form, by
+// each way through Parse alone (routes_test.go checks they agree): what an
+// event costs when its shape has no plan yet, or its layout was not seen.
+func BenchmarkRoutes(b *testing.B) {
+	now := time.Date(2025, 3, 1, 12, 0, 1, 0, time.UTC)
+	canon, err := Parse(benchEvent, DefaultLimits, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name   string
+		data   []byte
+		routes route
+		want   route
+	}{
+		{"general", benchEvent, routeGeneral, routeGeneral},
+		{"flat", benchEvent, routeFlat | routeGeneral, routeFlat},
+		{"plan", benchEvent, routeFlat | routePlan | routeGeneral, routePlan},
+		{"canonical/general", canon.Canonical, routeGeneral, routeGeneral},
+		{"canonical/verbatim", canon.Canonical, routeVerbatim | routeGeneral, routeVerbatim},
+		{"canonical/layout", canon.Canonical, routeVerbatim | routeLayout | routeGeneral, routeLayout},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			st := new(state)
+			lim := DefaultLimits.withDefaults()
+			for range 3 { // plans and layouts are kept from the second time
+				st.parse(bc.data, lim, now, bc.routes)
+			}
+			if _, r, err := st.parse(bc.data, lim, now, bc.routes); err != nil || r != bc.want {
+				b.Fatalf("route %05b, %v; want route %05b", r, err, bc.want)
+			}
+			b.SetBytes(int64(len(bc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				st.parse(bc.data, lim, now, bc.routes)
+			}
+		})
 	}
 }

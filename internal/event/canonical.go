@@ -224,26 +224,33 @@ const DefaultKind = "event"
 func (st *state) writeSynth(s int) {
 	switch s {
 	case synthTimestamp:
-		st.time = st.now
-		st.appendTime(st.now)
+		st.setTime(st.now)
+		st.appendNow()
 	case synthID:
 		start := len(st.out) + 1
 		st.out = append(st.out, '"')
-		st.out = appendID(st.out, time.Now(), st.rand.next())
+		var id [36]byte
+		st.out = append(st.out, appendID(id[:0], time.Now(), st.rand.next())...)
 		st.out = append(st.out, '"')
 		st.refs[fieldID] = strRef{start: int32(start), end: int32(len(st.out) - 1), set: true}
 	case synthKind:
 		st.writeStr([]byte(DefaultKind), fieldKind)
 	case synthIngested:
-		st.appendTime(st.now)
+		st.appendNow()
 	case synthSchema:
 		st.out = append(st.out, `"`+SchemaVersion+`"`...)
 	}
 }
 
-func (st *state) appendTime(t time.Time) {
+// appendNow writes st.now as a string. The text is kept for the next event
+// with the same now, as those of a batch are.
+func (st *state) appendNow() {
+	if !st.nowOK || st.nowText.t != st.now {
+		st.nowText.b = st.now.AppendFormat(st.nowText.b[:0], time.RFC3339Nano)
+		st.nowText.t, st.nowOK = st.now, true
+	}
 	st.out = append(st.out, '"')
-	st.out = t.AppendFormat(st.out, time.RFC3339Nano)
+	st.out = append(st.out, st.nowText.b...)
 	st.out = append(st.out, '"')
 }
 
@@ -302,7 +309,7 @@ func (st *state) writeEntries(lo, hi int, f *schema, depth int, sorted bool) err
 		if i > lo {
 			st.out = append(st.out, ',')
 		}
-		st.out, _ = appendString(st.out, seg)
+		st.putString(seg)
 		st.out = append(st.out, ':')
 		if err := st.writeGroup(i, j, cf, depth); err != nil {
 			return inField(err, string(seg))
@@ -470,7 +477,11 @@ func (st *state) writeValue(ni int32, f *schema, depth int) error {
 		}
 		st.out = append(st.out, ']')
 	case kindString:
-		st.out, _ = appendString(st.out, st.str(n))
+		if n.plain {
+			st.out = append(st.out, st.src[n.v0-1:n.v1+1]...) // with its quotes
+		} else {
+			st.putString(st.str(n))
+		}
 	case kindNumber:
 		st.out = append(st.out, st.src[n.v0:n.v1]...)
 	case kindTrue:
@@ -483,7 +494,7 @@ func (st *state) writeValue(ni int32, f *schema, depth int) error {
 	return nil
 }
 
-// escapes marks the bytes appendString must look at: '"', '\\', control
+// escapes marks the bytes putString must look at: '"', '\\', control
 // characters, and 0xE2, the first byte of U+2028 and U+2029.
 var escapes = func() (t [256]bool) {
 	for c := range 0x20 {
@@ -493,12 +504,14 @@ var escapes = func() (t [256]bool) {
 	return t
 }()
 
-// appendString appends s (valid UTF-8) as a JSON string in canonical form:
-// only '"', '\\', control characters and U+2028, U+2029 are escaped, control
-// characters as \n, \r, \t or \u00XX. It reports whether it escaped anything.
-func appendString(dst, s []byte) ([]byte, bool) {
+// putString writes s (valid UTF-8) as a JSON string in canonical form: only
+// '"', '\\', control characters and U+2028, U+2029 are escaped, control
+// characters as \n, \r, \t or \u00XX. It reports whether it escaped
+// anything. (It appends to st.out in place: storing a slice returned by a
+// function in st would cost a write barrier while the GC runs.)
+func (st *state) putString(s []byte) bool {
 	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
+	st.out = append(st.out, '"')
 	esc := false
 	start := 0
 	for i := 0; i < len(s); {
@@ -509,8 +522,8 @@ func appendString(dst, s []byte) ([]byte, bool) {
 		}
 		if c == 0xe2 {
 			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, '\\', 'u', '2', '0', '2', '8'+(s[i+2]-0xa8))
+				st.out = append(st.out, s[start:i]...)
+				st.out = append(st.out, '\\', 'u', '2', '0', '2', '8'+(s[i+2]-0xa8))
 				i += 3
 				start, esc = i, true
 				continue
@@ -518,23 +531,23 @@ func appendString(dst, s []byte) ([]byte, bool) {
 			i++
 			continue
 		}
-		dst = append(dst, s[start:i]...)
+		st.out = append(st.out, s[start:i]...)
 		switch c {
 		case '"', '\\':
-			dst = append(dst, '\\', c)
+			st.out = append(st.out, '\\', c)
 		case '\n':
-			dst = append(dst, '\\', 'n')
+			st.out = append(st.out, '\\', 'n')
 		case '\r':
-			dst = append(dst, '\\', 'r')
+			st.out = append(st.out, '\\', 'r')
 		case '\t':
-			dst = append(dst, '\\', 't')
+			st.out = append(st.out, '\\', 't')
 		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			st.out = append(st.out, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 		}
 		i++
 		start, esc = i, true
 	}
-	dst = append(dst, s[start:]...)
-	dst = append(dst, '"')
-	return dst, esc
+	st.out = append(st.out, s[start:]...)
+	st.out = append(st.out, '"')
+	return esc
 }

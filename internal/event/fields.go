@@ -18,8 +18,9 @@ type schema struct {
 	kids  []namedSchema // known members, sorted by name
 	any   *schema       // schema of every member (labels)
 	leaf  func(st *state, f *schema, ni int32) error
-	want  string   // what a leaf expects, for messages: "a string"
-	field strField // Event field a string leaf fills
+	want  string    // what a leaf expects, for messages: "a string"
+	field strField  // Event field a string leaf fills
+	check leafCheck // how the verbatim route checks the leaf (verbatim.go)
 }
 
 type namedSchema struct {
@@ -104,34 +105,34 @@ func define(name string, f *schema) {
 }
 
 func stringField(field strField) *schema {
-	return &schema{leaf: leafString, want: "a string", field: field}
+	return &schema{leaf: leafString, want: "a string", field: field, check: checkString}
 }
 
 func init() {
-	define("@timestamp", &schema{leaf: leafTimestamp, want: "an RFC 3339 time string or a number of milliseconds since 1970"})
-	define("event.id", &schema{leaf: leafEventID, want: "a string", field: fieldID})
+	define("@timestamp", &schema{leaf: leafTimestamp, want: "an RFC 3339 time string or a number of milliseconds since 1970", check: checkTimestamp})
+	define("event.id", &schema{leaf: leafEventID, want: "a string", field: fieldID, check: checkEventID})
 	define("event.kind", stringField(fieldKind))
 	define("event.action", stringField(fieldAction))
-	define("event.category", &schema{leaf: leafCategory, want: "a string or an array of strings", field: fieldCategory})
-	define("event.outcome", &schema{leaf: leafOutcome, want: "a string", field: fieldOutcome})
-	define("event.severity", &schema{leaf: leafSeverity, want: "an integer"})
-	define("event.duration", &schema{leaf: leafDuration, want: "an integer"})
+	define("event.category", &schema{leaf: leafCategory, want: "a string or an array of strings", field: fieldCategory, check: checkCategory})
+	define("event.outcome", &schema{leaf: leafOutcome, want: "a string", field: fieldOutcome, check: checkOutcome})
+	define("event.severity", &schema{leaf: leafSeverity, want: "an integer", check: checkSeverity})
+	define("event.duration", &schema{leaf: leafDuration, want: "an integer", check: checkDuration})
 	define("event.ingested", stringField(fieldNone))
 	define("log.level", stringField(fieldNone))
 	define("message", stringField(fieldMessage))
 	define("user.id", stringField(fieldUserID))
 	define("user.name", stringField(fieldUserName))
-	define("source.ip", &schema{leaf: leafIP, want: "a string"})
-	define("source.port", &schema{leaf: leafPort, want: "an integer"})
-	define("http.request.method", &schema{leaf: leafMethod, want: "a string", field: fieldMethod})
+	define("source.ip", &schema{leaf: leafIP, want: "a string", check: checkIP})
+	define("source.port", &schema{leaf: leafPort, want: "an integer", check: checkPort})
+	define("http.request.method", &schema{leaf: leafMethod, want: "a string", field: fieldMethod, check: checkMethod})
 	define("http.request.id", stringField(fieldRequestID))
-	define("http.response.status_code", &schema{leaf: leafStatus, want: "an integer"})
+	define("http.response.status_code", &schema{leaf: leafStatus, want: "an integer", check: checkStatus})
 	define("url.path", stringField(fieldPath))
 	define("service.name", stringField(fieldService))
 	define("host.name", stringField(fieldHost))
-	define("related.objects", &schema{leaf: leafRelated, want: "an array of strings"})
+	define("related.objects", &schema{leaf: leafRelated, want: "an array of strings", check: checkRelated})
 	define("vigil.schema", stringField(fieldNone))
-	define("labels", &schema{any: &schema{leaf: leafLabel, want: "a string, a number or a boolean"}})
+	define("labels", &schema{any: &schema{leaf: leafLabel, want: "a string, a number or a boolean", check: checkLabel}})
 }
 
 func article(k kind) string {
@@ -166,12 +167,25 @@ func (st *state) ref(start int, b []byte, esc bool) strRef {
 // writeStr writes a string and records where it is, for Event.
 func (st *state) writeStr(b []byte, field strField) {
 	start := len(st.out) + 1
-	var esc bool
-	st.out, esc = appendString(st.out, b)
+	esc := st.putString(b)
 	if field == fieldNone {
 		return
 	}
 	st.refs[field] = st.ref(start, b, esc)
+}
+
+// writeNodeStr writes the string of node n, as writeStr does; a plain one is
+// copied from the input, quotes and all.
+func (st *state) writeNodeStr(n *node, field strField) {
+	if !n.plain {
+		st.writeStr(st.str(n), field)
+		return
+	}
+	start := len(st.out) + 1
+	st.out = append(st.out, st.src[n.v0-1:n.v1+1]...)
+	if field != fieldNone {
+		st.refs[field] = strRef{start: int32(start), end: int32(len(st.out) - 1), set: true}
+	}
 }
 
 func leafString(st *state, f *schema, ni int32) error {
@@ -179,7 +193,7 @@ func leafString(st *state, f *schema, ni int32) error {
 	if n.kind != kindString {
 		return st.typeErr(f, n.kind)
 	}
-	st.writeStr(st.str(n), f.field)
+	st.writeNodeStr(n, f.field)
 	return nil
 }
 
@@ -197,7 +211,7 @@ func leafEventID(st *state, f *schema, ni int32) error {
 			return st.fieldErr(quoteValue(b) + " has a character other than visible ASCII (no spaces)")
 		}
 	}
-	st.writeStr(b, fieldID)
+	st.writeNodeStr(n, fieldID)
 	return nil
 }
 
@@ -211,7 +225,7 @@ func leafOutcome(st *state, f *schema, ni int32) error {
 	b := st.str(n)
 	for _, o := range outcomes {
 		if string(b) == o {
-			st.writeStr(b, fieldOutcome)
+			st.writeNodeStr(n, fieldOutcome)
 			return nil
 		}
 	}
@@ -224,7 +238,12 @@ func leafMethod(st *state, f *schema, ni int32) error {
 		return st.typeErr(f, n.kind)
 	}
 	b := st.str(n)
-	st.tmp = append(st.tmp[:0], b...)
+	if n.plain && !hasLower(b) {
+		st.writeNodeStr(n, fieldMethod)
+		return nil
+	}
+	st.tmp = st.tmp[:0]
+	st.tmp = append(st.tmp, b...)
 	for i, c := range st.tmp {
 		if c >= 'a' && c <= 'z' {
 			st.tmp[i] = c - ('a' - 'A')
@@ -234,11 +253,20 @@ func leafMethod(st *state, f *schema, ni int32) error {
 	return nil
 }
 
+func hasLower(b []byte) bool {
+	for _, c := range b {
+		if c >= 'a' && c <= 'z' {
+			return true
+		}
+	}
+	return false
+}
+
 func leafCategory(st *state, f *schema, ni int32) error {
 	n := &st.nodes[ni]
 	switch n.kind {
 	case kindString:
-		st.writeStr(st.str(n), fieldCategory)
+		st.writeNodeStr(n, fieldCategory)
 		return nil
 	case kindArray:
 		return st.stringArray(n, fieldCategory, f)
@@ -267,17 +295,20 @@ func (st *state) stringArray(n *node, field strField, f *schema) error {
 		if i > 0 {
 			st.out = append(st.out, ',')
 		}
-		b := st.str(cn)
 		switch {
 		case field == fieldNone:
 			start := len(st.out) + 1
 			var esc bool
-			st.out, esc = appendString(st.out, b)
-			st.related = append(st.related, st.ref(start, b, esc))
+			if cn.plain {
+				st.out = append(st.out, st.src[cn.v0-1:cn.v1+1]...)
+			} else {
+				esc = st.putString(st.str(cn))
+			}
+			st.related = append(st.related, st.ref(start, st.str(cn), esc))
 		case i == 0:
-			st.writeStr(b, field)
+			st.writeNodeStr(cn, field)
 		default:
-			st.out, _ = appendString(st.out, b)
+			st.writeNodeStr(cn, fieldNone)
 		}
 		i++
 	}
@@ -400,7 +431,8 @@ func leafStatus(st *state, f *schema, ni int32) error {
 		return st.fieldErr(strconv.FormatInt(v, 10) + " is not between 100 and 599")
 	}
 	st.status = int(v)
-	st.out = strconv.AppendInt(st.out, v, 10)
+	var num [20]byte
+	st.out = append(st.out, strconv.AppendInt(num[:0], v, 10)...)
 	return nil
 }
 
@@ -417,9 +449,17 @@ func leafIP(st *state, f *schema, ni int32) error {
 			return st.fieldErr(quoteValue(b) + " is not an IP address")
 		}
 	}
-	st.addr = addr
-	st.tmp = addr.AppendTo(st.tmp[:0])
-	st.writeStr(st.tmp, fieldNone)
+	st.setAddr(addr)
+	var text [64]byte
+	b = addr.AppendTo(text[:0])
+	if addr.Zone() == "" {
+		// Hex digits, dots and colons: nothing to escape.
+		st.out = append(st.out, '"')
+		st.out = append(st.out, b...)
+		st.out = append(st.out, '"')
+	} else {
+		st.putString(b)
+	}
 	return nil
 }
 
@@ -466,6 +506,14 @@ func leafTimestamp(st *state, f *schema, ni int32) error {
 	switch n.kind {
 	case kindString:
 		b := st.str(n)
+		if t, ok := canonicalTime(b); ok {
+			// Already as written below: no need to parse and format it.
+			st.setTime(t)
+			st.out = append(st.out, '"')
+			st.out = append(st.out, b...)
+			st.out = append(st.out, '"')
+			return nil
+		}
 		var err error
 		t, err = time.Parse(time.RFC3339, string(b))
 		if err != nil {
@@ -484,9 +532,10 @@ func leafTimestamp(st *state, f *schema, ni int32) error {
 	if t.Before(minTime) || !t.Before(maxTime) {
 		return st.fieldErr(t.Format(time.RFC3339Nano) + " is outside years 0000 to 9999")
 	}
-	st.time = t
+	st.setTime(t)
+	var text [40]byte
 	st.out = append(st.out, '"')
-	st.out = t.AppendFormat(st.out, time.RFC3339Nano)
+	st.out = append(st.out, t.AppendFormat(text[:0], time.RFC3339Nano)...)
 	st.out = append(st.out, '"')
 	return nil
 }

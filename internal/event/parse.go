@@ -18,20 +18,54 @@ type state struct {
 	escs []byte // strings of Event that the canonical form escaped
 	rand randomBytes
 
+	// now as text (canonical.go, appendNow).
+	nowText struct {
+		t time.Time
+		b []byte
+	}
+	nowOK bool
+
+	// The verbatim route's (verbatim.go).
+	splices []splice
+	vrec    vrecord
+	vplans  [2]*vplan
+	vseen   uint64 // hash of the last layout recorded
+	ts0     int32  // the @timestamp found, src[ts0:ts1], or -1
+	ts1     int32
+
+	// The flat route's (flat.go).
+	shape     []byte
+	leafNodes []int32
+	paths     []byte
+	leaves    []leaf
+	objKeys   []objKey
+	frames    []frame
+	levels    []level
+	rec       plan
+	plans     [planSlots]*plan
+	seen      [planSlots]uint64 // hash of the last shape that went to each slot
+
 	// The fields of Event, as found.
 	refs     [numStrFields]strRef
 	related  []strRef
-	time     time.Time
-	addr     netip.Addr
 	severity int
 	status   int
+
+	// @timestamp and source.ip, kept without pointers (setTime, setAddr):
+	// storing a pointer in st costs a write barrier while the GC runs.
+	hasTime bool
+	tsec    int64
+	tnsec   int32
+	ipKind  uint8 // ipNone, ip4, ip6, or ipZoned (in zoned)
+	ip      [16]byte
+	zoned   netip.Addr
 }
 
 // strRef locates a string of Event: bytes [start, end) of the canonical
-// bytes, or of escs when esc.
+// bytes, of escs when esc, or of the input when src.
 type strRef struct {
-	start, end int32
-	set, esc   bool
+	start, end    int32
+	set, esc, src bool
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -41,7 +75,8 @@ const maxKeep = 64 << 10
 
 func (st *state) release() {
 	st.src = nil
-	if cap(st.out) > maxKeep || cap(st.strs) > maxKeep || cap(st.nodes) > maxKeep/32 {
+	if cap(st.out) > maxKeep || cap(st.strs) > maxKeep || cap(st.nodes) > maxKeep/32 ||
+		cap(st.paths) > maxKeep || cap(st.shape) > maxKeep || cap(st.leaves) > maxKeep/16 || cap(st.vrec.tmpl) > maxKeep {
 		return // let a state grown by a huge event go
 	}
 	statePool.Put(st)
@@ -70,33 +105,115 @@ func (lim Limits) withDefaults() Limits {
 // *FieldError (a field breaks the schema; names the field) or *LimitError.
 // See docs/event-schema.md for the rules.
 func Parse(data []byte, lim Limits, now time.Time) (Event, error) {
+	ev, r, err := parse(data, lim, now, routeAll)
+	if routeHook != nil {
+		routeHook(r)
+	}
+	return ev, err
+}
+
+// A route is a way through Parse. All give the same results; the faster
+// ones give up on what they do not handle.
+type route uint8
+
+const (
+	routeVerbatim route = 1 << iota // verbatim.go: events already in canonical form
+	routeLayout                     // verbatim.go, by the layout of an event seen before
+	routeFlat                       // flat.go, working out the plan of the event's shape
+	routePlan                       // flat.go, by a cached plan
+	routeGeneral                    // scan.go and canonical.go: all events, and every error
+
+	routeAll = routeVerbatim | routeLayout | routeFlat | routePlan | routeGeneral
+)
+
+// routeHook, when set (by tests), is told the route each Parse took.
+var routeHook func(route)
+
+// parse is Parse by the given routes, and tells the one taken.
+func parse(data []byte, lim Limits, now time.Time, routes route) (Event, route, error) {
 	lim = lim.withDefaults()
 	if len(data) > lim.MaxBytes || len(data) > maxInput {
-		return Event{}, &LimitError{What: "bytes", Size: len(data), Limit: min(lim.MaxBytes, maxInput)}
+		return Event{}, 0, &LimitError{What: "bytes", Size: len(data), Limit: min(lim.MaxBytes, maxInput)}
 	}
 	st := statePool.Get().(*state)
 	defer st.release()
+	return st.parse(data, lim, now, routes)
+}
+
+// parse is parse with st, and limits with their defaults and checked.
+func (st *state) parse(data []byte, lim Limits, now time.Time, routes route) (Event, route, error) {
 	st.reset(data, lim.MaxDepth)
 	st.lim = lim
 	st.now = now.UTC().Round(0)
+	st.resetWriter()
+
+	var r route
+	if routes&routeVerbatim != 0 {
+		switch ok, replayed := st.writeVerbatim(routes&routeLayout != 0); {
+		case replayed:
+			r = routeLayout
+		case ok:
+			r = routeVerbatim
+		}
+	}
+	if r == 0 && routes&routeFlat != 0 {
+		st.resetWriter()
+		switch ok, cached := st.writeFlat(routes&routePlan != 0); {
+		case cached && ok:
+			r = routePlan
+		case ok:
+			r = routeFlat
+		default:
+			st.reset(data, lim.MaxDepth)
+		}
+	}
+	if r == 0 {
+		st.resetWriter()
+		root, err := st.top()
+		if err != nil {
+			return Event{}, routeGeneral, err
+		}
+		if err := st.writeTop(root); err != nil {
+			return Event{}, routeGeneral, err
+		}
+		r = routeGeneral
+	}
+	if len(st.out) > lim.MaxBytes {
+		return Event{}, r, &LimitError{What: "canonical bytes", Size: len(st.out), Limit: lim.MaxBytes}
+	}
+	return st.event(), r, nil
+}
+
+// resetWriter forgets what a writer wrote.
+func (st *state) resetWriter() {
 	st.out = st.out[:0]
 	st.ents = st.ents[:0]
 	st.related = st.related[:0]
 	st.escs = st.escs[:0]
 	st.refs = [numStrFields]strRef{}
-	st.time, st.addr, st.severity, st.status = time.Time{}, netip.Addr{}, 0, 0
+	st.hasTime, st.ipKind, st.severity, st.status = false, ipNone, 0, 0
+}
 
-	root, err := st.top()
-	if err != nil {
-		return Event{}, err
+const (
+	ipNone = iota
+	ip4
+	ip6
+	ipZoned
+)
+
+func (st *state) setTime(t time.Time) {
+	st.hasTime, st.tsec, st.tnsec = true, t.Unix(), int32(t.Nanosecond())
+}
+
+func (st *state) setAddr(a netip.Addr) {
+	switch {
+	case a.Is4():
+		st.ipKind, st.ip = ip4, a.As16()
+	case a.Zone() == "":
+		st.ipKind, st.ip = ip6, a.As16()
+	default:
+		st.ipKind, st.zoned = ipZoned, a
 	}
-	if err := st.writeTop(root); err != nil {
-		return Event{}, err
-	}
-	if len(st.out) > lim.MaxBytes {
-		return Event{}, &LimitError{What: "canonical bytes", Size: len(st.out), Limit: lim.MaxBytes}
-	}
-	return st.event(), nil
 }
 
 // storedLimits are those of ParseStored.
@@ -112,14 +229,28 @@ func ParseStored(canonical []byte) (Event, error) {
 
 // event returns the parsed Event, with its own copy of the canonical bytes.
 func (st *state) event() Event {
-	ev := Event{Time: st.time, SourceIP: st.addr, Severity: st.severity, Status: st.status}
+	ev := Event{Severity: st.severity, Status: st.status}
+	if st.hasTime {
+		ev.Time = time.Unix(st.tsec, int64(st.tnsec)).UTC()
+	}
+	switch st.ipKind {
+	case ip4:
+		ev.SourceIP = netip.AddrFrom4([4]byte(st.ip[12:]))
+	case ip6:
+		ev.SourceIP = netip.AddrFrom16(st.ip)
+	case ipZoned:
+		ev.SourceIP = st.zoned
+	}
 	ev.Canonical = make([]byte, len(st.out))
 	copy(ev.Canonical, st.out)
 
 	// The strings of Event share one allocation, which holds just them.
 	bytesOf := func(r *strRef) []byte {
-		if r.esc {
+		switch {
+		case r.esc:
 			return st.escs[r.start:r.end]
+		case r.src:
+			return st.src[r.start:r.end]
 		}
 		return st.out[r.start:r.end]
 	}
@@ -132,7 +263,9 @@ func (st *state) event() Event {
 	for i := range st.related {
 		buf = append(buf, bytesOf(&st.related[i])...)
 	}
-	st.tmp = buf
+	if cap(buf) != cap(st.tmp) {
+		st.tmp = buf
+	}
 	text := string(buf)
 	next := func(r *strRef) string {
 		n := int(r.end - r.start)

@@ -2,6 +2,8 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -39,6 +41,7 @@ type node struct {
 	keyEsc bool  // key bytes are in scanner.strs, not in the input
 	valEsc bool  // string bytes are in scanner.strs, not in the input
 	isInt  bool  // number literal with neither fraction nor exponent
+	plain  bool  // string: ASCII without escapes, so its canonical form is the input's
 	key0   int32 // key bytes [key0, key1)
 	key1   int32
 	v0     int32 // string: decoded bytes; number: literal text; container: offset of its first byte
@@ -157,12 +160,12 @@ func (s *scanner) value(idx int32, depth int) error {
 	case c == '[':
 		return s.array(idx, depth+1)
 	case c == '"':
-		v0, v1, esc, err := s.string()
+		v0, v1, esc, ascii, err := s.string()
 		if err != nil {
 			return err
 		}
 		n := &s.nodes[idx]
-		n.kind, n.v0, n.v1, n.valEsc = kindString, v0, v1, esc
+		n.kind, n.v0, n.v1, n.valEsc, n.plain = kindString, v0, v1, esc, ascii && !esc
 		return nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return s.number(idx)
@@ -209,7 +212,7 @@ func (s *scanner) object(idx int32, depth int) error {
 		if s.src[s.pos] != '"' {
 			return s.syntax(s.pos, "unexpected "+s.describe(s.pos)+", expected a key in double quotes")
 		}
-		k0, k1, kesc, err := s.string()
+		k0, k1, kesc, _, err := s.string()
 		if err != nil {
 			return err
 		}
@@ -348,6 +351,27 @@ func (s *scanner) number(idx int32) error {
 	return nil
 }
 
+// Words of eight bytes, for looking at eight bytes at a time.
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// strMask returns, for the eight bytes of w read little-endian, a word with
+// the high bit of the bytes strStop marks set: exactly for the first such
+// byte, maybe wrongly for those after it (a borrow runs upwards).
+func strMask(w uint64) uint64 {
+	q := w ^ (lsbs * '"')
+	b := w ^ (lsbs * '\\')
+	return ((q-lsbs)&^q | (b-lsbs)&^b | (w - lsbs*0x20) | w) & msbs
+}
+
+// keyMask is strMask with the dot.
+func keyMask(w uint64) uint64 {
+	d := w ^ (lsbs * '.')
+	return strMask(w) | (d-lsbs)&^d&msbs
+}
+
 // strStop marks the bytes that end the fast scan of a string: the quote, the
 // backslash, control characters and the bytes of multi-byte UTF-8.
 var strStop = func() (t [256]bool) {
@@ -359,12 +383,22 @@ var strStop = func() (t [256]bool) {
 
 // string scans a string starting at the opening quote. It returns the range of
 // the decoded bytes: in the input when there was no escape (esc false),
-// otherwise in s.strs.
-func (s *scanner) string() (v0, v1 int32, esc bool, err error) {
+// otherwise in s.strs; and whether the string is all ASCII.
+func (s *scanner) string() (v0, v1 int32, esc, ascii bool, err error) {
 	src := s.src
 	start := s.pos + 1
 	i := start
+	ascii = true
 	for i < len(src) {
+		if i+8 <= len(src) {
+			// Eight bytes at a time to the next one that matters.
+			m := strMask(binary.LittleEndian.Uint64(src[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		}
 		c := src[i]
 		if !strStop[c] {
 			i++
@@ -373,21 +407,22 @@ func (s *scanner) string() (v0, v1 int32, esc bool, err error) {
 		if c < utf8.RuneSelf {
 			if c == '"' {
 				s.pos = i + 1
-				return int32(start), int32(i), false, nil
+				return int32(start), int32(i), false, ascii, nil
 			}
 			if c == '\\' {
 				break
 			}
-			return 0, 0, false, s.syntax(i, "control character "+s.describe(i)+" in a string (escape it)")
+			return 0, 0, false, false, s.syntax(i, "control character "+s.describe(i)+" in a string (escape it)")
 		}
 		r, size := utf8.DecodeRune(src[i:])
 		if r == utf8.RuneError && size == 1 {
-			return 0, 0, false, s.syntax(i, "invalid UTF-8 in a string")
+			return 0, 0, false, false, s.syntax(i, "invalid UTF-8 in a string")
 		}
+		ascii = false
 		i += size
 	}
 	if i >= len(src) {
-		return 0, 0, false, s.syntax(start-1, "unterminated string")
+		return 0, 0, false, false, s.syntax(start-1, "unterminated string")
 	}
 	// Slow path: the string has escapes; decode it into s.strs.
 	b0 := len(s.strs)
@@ -397,10 +432,10 @@ func (s *scanner) string() (v0, v1 int32, esc bool, err error) {
 		switch {
 		case c == '"':
 			s.pos = i + 1
-			return int32(b0), int32(len(s.strs)), true, nil
+			return int32(b0), int32(len(s.strs)), true, false, nil
 		case c == '\\':
 			if i+1 >= len(src) {
-				return 0, 0, false, s.syntax(start-1, "unterminated string")
+				return 0, 0, false, false, s.syntax(start-1, "unterminated string")
 			}
 			switch e := src[i+1]; e {
 			case '"', '\\', '/':
@@ -418,30 +453,30 @@ func (s *scanner) string() (v0, v1 int32, esc bool, err error) {
 			case 'u':
 				r, n, err := s.unicodeEscape(i)
 				if err != nil {
-					return 0, 0, false, err
+					return 0, 0, false, false, err
 				}
 				s.strs = utf8.AppendRune(s.strs, r)
 				i += n
 				continue
 			default:
-				return 0, 0, false, s.syntax(i, "invalid escape sequence \\"+string(rune(e)))
+				return 0, 0, false, false, s.syntax(i, "invalid escape sequence \\"+string(rune(e)))
 			}
 			i += 2
 		case c < 0x20:
-			return 0, 0, false, s.syntax(i, "control character "+s.describe(i)+" in a string (escape it)")
+			return 0, 0, false, false, s.syntax(i, "control character "+s.describe(i)+" in a string (escape it)")
 		case c < utf8.RuneSelf:
 			s.strs = append(s.strs, c)
 			i++
 		default:
 			r, size := utf8.DecodeRune(src[i:])
 			if r == utf8.RuneError && size == 1 {
-				return 0, 0, false, s.syntax(i, "invalid UTF-8 in a string")
+				return 0, 0, false, false, s.syntax(i, "invalid UTF-8 in a string")
 			}
 			s.strs = append(s.strs, src[i:i+size]...)
 			i += size
 		}
 	}
-	return 0, 0, false, s.syntax(start-1, "unterminated string")
+	return 0, 0, false, false, s.syntax(start-1, "unterminated string")
 }
 
 func hex4(b []byte) (rune, bool) {

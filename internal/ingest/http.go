@@ -87,6 +87,7 @@ type HTTP struct {
 	queued  atomic.Int64
 	slots   chan struct{}
 	bufs    sync.Pool
+	gzips   sync.Pool // *gzip.Reader, reset for each body (one costs ~40 KiB to make)
 	// OnCommit, when set, is called with the last sequence number of every
 	// stored batch.
 	OnCommit func(lastSeq uint64)
@@ -267,11 +268,21 @@ func (h *HTTP) readBody(buf *bytes.Buffer, r *http.Request, gz bool) error {
 	if gz {
 		// The compressed stream is bounded too, so a slow trickle of a huge
 		// compressed body cannot hold a slot forever.
-		zr, err := gzip.NewReader(io.LimitReader(r.Body, h.lim.MaxBodyBytes+1))
+		zsrc := io.LimitReader(r.Body, h.lim.MaxBodyBytes+1)
+		zr, _ := h.gzips.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(zsrc)
+		} else {
+			err = zr.Reset(zsrc)
+		}
 		if err != nil {
 			return fmt.Errorf("body is not valid gzip: %w", err)
 		}
-		defer zr.Close()
+		defer func() {
+			_ = zr.Close()
+			h.gzips.Put(zr)
+		}()
 		src = zr
 	}
 	if r.ContentLength > 0 && !gz {

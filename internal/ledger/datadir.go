@@ -345,7 +345,9 @@ func (a purgeAudit) covers(first, last uint64) bool {
 
 // loadPurgeAudits reads the vigil_purge events of events.db.
 func loadPurgeAudits(ctx context.Context, db *sql.DB) (map[string]purgeAudit, error) {
-	rows, err := db.QueryContext(ctx, `SELECT canonical FROM events WHERE action = 'vigil_purge'`)
+	// The store keeps only seq, event_id, ts and canonical in columns: find
+	// the candidates by their bytes, then check the action.
+	rows, err := db.QueryContext(ctx, `SELECT canonical FROM events WHERE instr(canonical, '"vigil_purge"') > 0`)
 	if err != nil {
 		return nil, fmt.Errorf("read purge audit events of %s: %w", EventsFile, err)
 	}
@@ -357,6 +359,9 @@ func loadPurgeAudits(ctx context.Context, db *sql.DB) (map[string]purgeAudit, er
 			return nil, fmt.Errorf("read purge audit events of %s: %w", EventsFile, err)
 		}
 		var doc struct {
+			Event struct {
+				Action string `json:"action"`
+			} `json:"event"`
 			Vigil struct {
 				Purge struct {
 					Run       string      `json:"run"`
@@ -365,7 +370,7 @@ func loadPurgeAudits(ctx context.Context, db *sql.DB) (map[string]purgeAudit, er
 				} `json:"purge"`
 			} `json:"vigil"`
 		}
-		if json.Unmarshal(canon, &doc) != nil || doc.Vigil.Purge.Run == "" {
+		if json.Unmarshal(canon, &doc) != nil || doc.Event.Action != "vigil_purge" || doc.Vigil.Purge.Run == "" {
 			continue // not a purge record: the tree check reports it if altered
 		}
 		pu := doc.Vigil.Purge

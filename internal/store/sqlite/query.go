@@ -17,12 +17,14 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]store.Reco
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
-	if recs, ok := s.w.recent.read(after, clampLimit(limit), s.lastSeq.Load()); ok {
+	last := s.lastSeq.Load()
+	if recs, ok := s.w.recent.read(after, clampLimit(limit), last); ok {
 		return recs, nil
 	}
-	// Not all in memory: from SQLite.
-	recs, err := s.records(ctx, `SELECT seq, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
-		clampSeq(after), clampLimit(limit))
+	// Not all in memory: from SQLite, up to the last durable event (a
+	// later one may be committed but not yet fsynced).
+	recs, err := s.records(ctx, `SELECT seq, canonical FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+		clampSeq(after), clampSeq(last), clampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read after %d: %w", after, err)
 	}

@@ -2,8 +2,9 @@
 //
 // Appends from any number of goroutines go through a bounded queue to one
 // writer goroutine, which commits everything queued (up to Options.MaxBatch
-// events) in one transaction with one fsync (group commit), then answers each
-// caller. Reads use a pool of separate connections and never wait for the
+// events) in one transaction (group commit). A syncer goroutine fsyncs the
+// WAL and then answers each caller, while the writer goes on with the next
+// transaction. Reads use a pool of separate connections and never wait for the
 // writer.
 package sqlite
 
@@ -77,6 +78,12 @@ type Store struct {
 	w    *writer       // owned by the writer goroutine until done is closed
 	done chan struct{} // closed when the writer goroutine has stopped
 
+	syncq    chan syncJob          // committed transactions, from writer to syncer
+	syncDone chan struct{}         // closed when the syncer has stopped
+	wal      *os.File              // the WAL, opened by the syncer to fsync it
+	broken   atomic.Pointer[error] // the first failed fsync; no write succeeds after it
+	syncFile func(*os.File) error  // (*os.File).Sync; tests stand in for the disk
+
 	idx     *memIndex     // postings of the segments not yet in the table
 	lastSeq atomic.Uint64 // highest committed sequence number
 	isShut  atomic.Bool   // set by Close; reads answer ErrClosed
@@ -138,9 +145,15 @@ func Open(path string, opts Options) (*Store, error) {
 		w:     w,
 		done:  make(chan struct{}),
 		db:    db,
+		// A few commits may wait for the disk at once; beyond that the
+		// writer waits too.
+		syncq:    make(chan syncJob, 16),
+		syncDone: make(chan struct{}),
+		syncFile: (*os.File).Sync,
 	}
 	s.idx = w.idx
 	s.lastSeq.Store(w.last)
+	go s.syncLoop()
 	go s.writeLoop()
 	return s, nil
 }
@@ -178,6 +191,11 @@ func (s *Store) Close() error {
 	var errs []error
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close readers: %w", err))
+	}
+	if s.wal != nil {
+		if err := s.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close WAL: %w", err))
+		}
 	}
 	if err := s.w.checkpoint(); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", err))

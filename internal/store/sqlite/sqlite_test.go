@@ -50,13 +50,15 @@ func openTemp(t *testing.T) *Store {
 }
 
 func testEvent(id string) event.Event {
-	return event.Event{
-		ID:        id,
-		Time:      time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
-		Action:    "authn_login_fail",
-		Message:   "login failed for " + id,
-		Canonical: []byte(`{"event":{"id":"` + id + `"}}`),
+	// The store builds its postings again from the canonical bytes when it
+	// opens, so they must hold what the fields say: parse them.
+	raw := `{"@timestamp":"2025-03-01T12:00:00Z","event":{"id":"` + id +
+		`","action":"authn_login_fail"},"message":"login failed for ` + id + `"}`
+	e, err := event.Parse([]byte(raw), event.Limits{}, time.Date(2025, 3, 1, 12, 0, 1, 0, time.UTC))
+	if err != nil {
+		panic(fmt.Sprintf("test event %q: %v", id, err))
 	}
+	return e
 }
 
 func TestFilesArePrivate(t *testing.T) {
@@ -78,11 +80,73 @@ func TestFilesArePrivate(t *testing.T) {
 	}
 }
 
+// TestAnsweredOnlyAfterSync stands in for the disk's fsync: until it
+// returns, an Append is not answered and its events are neither counted nor
+// readable; a failed fsync fails the waiting Append and every later one.
+func TestAnsweredOnlyAfterSync(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, []event.Event{testEvent("before")}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan error)
+	entered := make(chan struct{}, 16)
+	// The syncer reads syncFile after it receives the next commit, which
+	// the queueing below happens before.
+	s.syncFile = func(*os.File) error {
+		entered <- struct{}{}
+		return <-release
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, []event.Event{testEvent("held")})
+		done <- err
+	}()
+	<-entered
+	select {
+	case err := <-done:
+		t.Fatalf("Append answered (%v) before the WAL was synced", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n, _ := s.LastSeq(ctx); n != 1 {
+		t.Errorf("LastSeq = %d before the sync, want 1", n)
+	}
+	if recs, err := s.Read(ctx, 0, 10); err != nil || len(recs) != 1 {
+		t.Errorf("Read before the sync = %d records, %v; want only the synced one", len(recs), err)
+	}
+	if recs, err := s.Search(ctx, store.Query{Text: "held"}); err != nil || len(recs) != 0 {
+		t.Errorf("Search before the sync = %d records, %v; want none", len(recs), err)
+	}
+	release <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.LastSeq(ctx); n != 2 {
+		t.Errorf("LastSeq = %d after the sync, want 2", n)
+	}
+
+	go func() {
+		_, err := s.Append(ctx, []event.Event{testEvent("failed")})
+		done <- err
+	}()
+	<-entered
+	release <- errors.New("disk on fire")
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Append with a failed sync = %v, want the sync error", err)
+	}
+	if _, err := s.Append(ctx, []event.Event{testEvent("later")}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Append after a failed sync = %v, want the sync error", err)
+	}
+	if n, _ := s.LastSeq(ctx); n != 2 {
+		t.Errorf("LastSeq = %d after a failed sync, want 2", n)
+	}
+}
+
 func TestDurabilityPragmas(t *testing.T) {
 	s := openTemp(t)
 	// The writer goroutine is idle: nothing is queued.
 	for pragma, want := range map[string]int64{
-		"synchronous": 2, // FULL
+		"synchronous": 1, // NORMAL: the syncer fsyncs the WAL before answering
 		"temp_store":  2, // MEMORY
 		"cache_size":  -128 * 1024,
 	} {
@@ -270,7 +334,8 @@ func poison(t *testing.T, path, ddl string) {
 func TestInvalidEvents(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
-	noID := testEvent("")
+	noID := testEvent("x")
+	noID.ID = ""
 	noBytes := testEvent("x")
 	noBytes.Canonical = nil
 	for _, batch := range [][]event.Event{{testEvent("ok"), noID}, {noBytes}} {
