@@ -114,3 +114,37 @@ func TestPurgeAcrossSegments(t *testing.T) {
 	s = open(t, path)
 	check(s)
 }
+
+// TestPurgeNewestKeepsNumbering purges the newest events and reopens the
+// store: their sequence numbers are never handed out again (the purge
+// records the last number; ordinary commits no longer do).
+func TestPurgeNewestKeepsNumbering(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := open(t, path)
+	var batch []event.Event
+	for i := range 10 {
+		batch = append(batch, testEvent(fmt.Sprintf("n%d", i)))
+	}
+	if _, err := s.Append(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Purge(ctx, "newest", []uint64{8, 9, 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if n, _ := s.LastSeq(ctx); n != 10 {
+		t.Errorf("LastSeq after reopening = %d, want 10", n)
+	}
+	res, err := s.Append(ctx, []event.Event{testEvent("after")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seqs[0] != 11 {
+		t.Errorf("next event got seq %d, want 11 (8–10 were purged, not free)", res.Seqs[0])
+	}
+}

@@ -384,8 +384,9 @@ func (w *writer) init(cacheMB int) error {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
 		}
 	}
-	// The last sequence number is also kept in meta so that purging the
-	// newest events could never make a number be handed out twice.
+	// The last sequence number is also kept in meta by every purge, so that
+	// purging the newest events could never make a number be handed out
+	// twice.
 	last, err := queryInt(w.conn, `SELECT max(coalesce((SELECT max(seq) FROM events), 0),
 		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0))`)
 	if err != nil {
@@ -426,12 +427,14 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 		}
 	}()
 	first := w.last
+	purged := false
 	w.newSeqs, w.newKeys, w.blocks, w.flushing = w.newSeqs[:0], w.newKeys[:0], w.blocks[:0], false
 	for _, r := range batch {
 		if r.purge != nil {
 			if err := w.purge(r.purge); err != nil {
 				return 0, err
 			}
+			purged = true
 			continue
 		}
 		if r.events == nil {
@@ -471,7 +474,11 @@ func (w *writer) write(batch []*request) (stored int, err error) {
 	if err := w.flushChunk(); err != nil {
 		return 0, err
 	}
-	if w.last != first {
+	// The highest number handed out is max(seq) of the events as long as
+	// nothing was removed; a purge, which may remove the newest events,
+	// records it in meta. (Saved by every transaction, it cost a page of
+	// WAL per commit.)
+	if purged {
 		w.args2[0].Value = int64(w.last)
 		if err := execStmt(w.saveLastSeq, w.args2[:1]); err != nil {
 			return 0, fmt.Errorf("save last sequence number: %w", err)
