@@ -33,6 +33,6 @@ echo "vigil peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pid/st
 echo "vigil CPU: $(awk -v n="$N" -v hz="$(getconf CLK_TCK)" '{c=($14+$15)/hz; printf "%.1f s, %.1f us/event", c, c*1e6/n}' /proc/$pid/stat)"
 echo "events stored: $(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/events/count")"
 if [ -n "${METRICS:-}" ]; then
-  curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^vigil_(store_commit|ingest_queue|store_)' || true
+  curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^vigil_(store_|ingest_queue)' || true
 fi
 [ -n "${prof:-}" ] && wait "$prof"

@@ -101,6 +101,20 @@ func (t *table[S]) each(fn func(g *group[S])) {
 	}
 }
 
+// resolveFiring emits the resolution of every firing group of t, with the
+// evidence and count of each when evidence is given, else none.
+func resolveFiring[S any](x *ctx, t *table[S], evidence func(g *group[S]) []uint64) {
+	t.each(func(g *group[S]) {
+		switch {
+		case !g.firing:
+		case evidence == nil:
+			x.emit(&g.groupHead, false, x.t, 0, nil, 0, 0)
+		default:
+			x.emit(&g.groupHead, false, x.t, 0, evidence(g), float64(g.count), g.count)
+		}
+	})
+}
+
 // firing counts the firing groups.
 func (t *table[S]) firing() int {
 	n := 0

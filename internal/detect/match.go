@@ -32,9 +32,5 @@ func (m *matchEval) tick(x *ctx) {
 }
 
 func (m *matchEval) resolveAll(x *ctx) {
-	m.t.each(func(g *group[evidence]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, g.s.list(), float64(g.count), g.count)
-		}
-	})
+	resolveFiring(x, &m.t, func(g *group[evidence]) []uint64 { return g.s.list() })
 }

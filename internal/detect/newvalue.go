@@ -92,9 +92,5 @@ func (m *newValueEval) tick(x *ctx) {
 }
 
 func (m *newValueEval) resolveAll(x *ctx) {
-	m.alerts.each(func(g *group[evidence]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, g.s.list(), float64(g.count), g.count)
-		}
-	})
+	resolveFiring(x, &m.alerts, func(g *group[evidence]) []uint64 { return g.s.list() })
 }

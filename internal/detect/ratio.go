@@ -128,9 +128,5 @@ func (m *ratioEval) tick(x *ctx) {
 }
 
 func (m *ratioEval) resolveAll(x *ctx) {
-	m.t.each(func(g *group[ratioState]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, nil, 0, 0)
-		}
-	})
+	resolveFiring(x, &m.t, nil)
 }

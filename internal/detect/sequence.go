@@ -124,9 +124,5 @@ func (m *sequenceEval) tick(x *ctx) {
 }
 
 func (m *sequenceEval) resolveAll(x *ctx) {
-	m.t.each(func(g *group[seqState]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, g.s.ev.list(), float64(g.count), g.count)
-		}
-	})
+	resolveFiring(x, &m.t, func(g *group[seqState]) []uint64 { return g.s.ev.list() })
 }

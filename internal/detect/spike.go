@@ -137,9 +137,5 @@ func (m *spikeEval) tick(x *ctx) {
 }
 
 func (m *spikeEval) resolveAll(x *ctx) {
-	m.t.each(func(g *group[spikeState]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, nil, 0, 0)
-		}
-	})
+	resolveFiring(x, &m.t, nil)
 }

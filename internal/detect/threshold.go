@@ -257,9 +257,5 @@ func (m *thresholdEval) tick(x *ctx) {
 }
 
 func (m *thresholdEval) resolveAll(x *ctx) {
-	m.t.each(func(g *group[thrState]) {
-		if g.firing {
-			x.emit(&g.groupHead, false, x.t, 0, nil, 0, 0)
-		}
-	})
+	resolveFiring(x, &m.t, nil)
 }

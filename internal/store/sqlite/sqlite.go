@@ -43,9 +43,9 @@ type Options struct {
 	// CacheMB is the page cache of the writer connection in MiB (default
 	// 128); each reader gets a quarter of it.
 	CacheMB int
-	// OnCommit, when set, is called by the writer after each committed
-	// transaction with the time the transaction took (including the fsync)
-	// and the number of events stored. It must not block.
+	// OnCommit, when set, is called by the syncer once each transaction
+	// holding requests is durable, with the time from its start to the end
+	// of the fsync and the number of events stored. It must not block.
 	OnCommit func(d time.Duration, events int)
 }
 

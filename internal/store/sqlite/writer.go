@@ -702,9 +702,10 @@ func (w *writer) flushChunk() error {
 	return nil
 }
 
-// published makes the committed transaction's events searchable: their
-// postings go into the in-memory index, and a segment whose postings are
-// now all in the table leaves it.
+// published puts the committed transaction's events in the in-memory
+// index and the recent-events cache, and lets a segment whose postings are
+// now all in the table leave the index. Readers see the events once the
+// syncer advances lastSeq past them.
 func (w *writer) published() {
 	m := w.idx
 	w.recent.add(w.newSeqs, w.newEvs)
