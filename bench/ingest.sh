@@ -27,6 +27,12 @@ if [ -n "${PROFILE:-}" ]; then
   prof=$!
 fi
 "$work/loadgen" -url "http://127.0.0.1:$port" -token "$token" -n "$N" -c "$C" -batch "$BATCH" -progress 0 "$@"
+# Where detection and the ledger stand when the last event is acknowledged:
+# they follow the log asynchronously, and work they have left is not in the
+# CPU figure below.
+m=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics")
+cp=$(curl -fsS "http://127.0.0.1:$port/api/v1/ledger/checkpoint" | sed -n 2p)
+echo "at the end: last seq $(echo "$m" | awk '/^vigil_store_last_seq /{printf "%d", $2}'), detection evaluated $(echo "$m" | awk '/^vigil_detect_events_total /{printf "%d", $2}'), ledger checkpoint size $cp"
 echo "vigil peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pid/status)"
 # CPU time of Vigil's process (user+system), from its start: less sensitive
 # than events/s to whatever else shares the two cores.

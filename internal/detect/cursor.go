@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilsec/vigil/internal/event"
@@ -53,7 +54,14 @@ type Cursor struct {
 	// Decrypt, when set, turns stored canonical bytes into the plaintext
 	// the rules evaluate (encryption at rest).
 	Decrypt func(store.Record) ([]byte, error)
+
+	position atomic.Uint64 // see Position
 }
+
+// Position returns the sequence number of the last event the engine has
+// evaluated (0 until Run has read its saved position). The log's last
+// sequence number less this is how far detection is behind.
+func (c *Cursor) Position() uint64 { return c.position.Load() }
 
 // cursorPage is the number of events read at a time.
 const cursorPage = 1000
@@ -83,6 +91,7 @@ func (c *Cursor) Run(ctx context.Context) error {
 	if err := c.replay(ctx, pos, log); err != nil {
 		return err
 	}
+	c.position.Store(pos)
 	saveEvery := c.SaveEvery
 	if saveEvery <= 0 {
 		saveEvery = time.Second
@@ -115,6 +124,7 @@ func (c *Cursor) Run(ctx context.Context) error {
 		}
 		if n > 0 {
 			pos = last
+			c.position.Store(pos)
 		}
 		if pos != saved && now().Sub(lastSave) >= saveEvery {
 			if err := c.save(ctx, name, pos); err != nil {

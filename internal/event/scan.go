@@ -372,6 +372,23 @@ func keyMask(w uint64) uint64 {
 	return strMask(w) | (d-lsbs)&^d&msbs
 }
 
+// SkipPlain returns the index of the first byte of b at or after i that is
+// a quote, a backslash, a control character or not ASCII, or len(b): where
+// a scan of JSON string text must look closer. It reads eight bytes at a
+// time.
+func SkipPlain(b []byte, i int) int {
+	for i+8 <= len(b) {
+		if m := strMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) && !strStop[b[i]] {
+		i++
+	}
+	return i
+}
+
 // strStop marks the bytes that end the fast scan of a string: the quote, the
 // backslash, control characters and the bytes of multi-byte UTF-8.
 var strStop = func() (t [256]bool) {

@@ -117,7 +117,7 @@ func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheu
 		Handle: d.handle, Commit: func(context.Context, uint64) error { return d.saveState() },
 		Log: log,
 	}
-	registerDetectMetrics(reg, d.engine)
+	registerDetectMetrics(reg, d.engine, d.cursor, st)
 	return d, nil
 }
 
@@ -250,7 +250,7 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-func registerDetectMetrics(reg prometheus.Registerer, e *detect.Engine) {
+func registerDetectMetrics(reg prometheus.Registerer, e *detect.Engine, c *detect.Cursor, st store.Store) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "vigil_detect_events_total", Help: "Events evaluated by the detection rules.",
@@ -261,5 +261,15 @@ func registerDetectMetrics(reg prometheus.Registerer, e *detect.Engine) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vigil_detect_groups", Help: "Groups held in detection windows.",
 		}, func() float64 { return float64(e.Stats().Groups) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_detect_lag_events",
+			Help: "Events committed to the log that detection has not evaluated yet.",
+		}, func() float64 {
+			last, err := st.LastSeq(context.Background())
+			if err != nil {
+				return 0
+			}
+			return float64(last - min(last, c.Position()))
+		}),
 	)
 }

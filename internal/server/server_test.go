@@ -289,14 +289,30 @@ func TestMetrics(t *testing.T) {
 	r := start(t, filepath.Join(t.TempDir(), "data"), nil)
 	post(t, r.url, testToken, "application/x-ndjson", nil, []byte(threeEvents))
 	post(t, r.url, "", "application/x-ndjson", nil, []byte(threeEvents))
-	req, _ := http.NewRequest("GET", r.url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	metrics := func() []byte {
+		req, _ := http.NewRequest("GET", r.url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return b
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// Detection follows the log: it is caught up once it evaluated the 3
+	// events and its lag is back to 0.
+	var b []byte
+	caughtUp := []byte("vigil_detect_lag_events 0\n")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b = metrics()
+		if bytes.Contains(b, caughtUp) && bytes.Contains(b, []byte("vigil_detect_events_total 3\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("detection did not catch up:\n%s", b)
+		}
+	}
 	for _, want := range []string{
 		`vigil_ingest_events_total{receiver="http"} 3`,
 		`vigil_ingest_rejected_total{reason="unauthorized",receiver="http"} 1`,

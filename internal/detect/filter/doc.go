@@ -103,8 +103,9 @@ func parseNumber(s string) (float64, bool) {
 
 // entry is one leaf value of the canonical JSON under its dotted path.
 type entry struct {
-	p0, p1 int32 // path: bytes [p0, p1) of Doc.paths
-	next   int32 // next entry in the same hash bucket, -1 at the end
+	p0, p1 int32  // path: bytes [p0, p1) of Doc.paths
+	next   int32  // next entry in the same hash bucket, -1 at the end
+	hash   uint32 // of the path (hashString)
 	v      value
 }
 
@@ -229,7 +230,7 @@ var fastFields = map[string]fastField{
 
 // values returns the values of field name, in scratch space valid until the
 // next call.
-func (d *Doc) values(name string, fast fastField) []value {
+func (d *Doc) values(name string, hash uint32, fast fastField) []value {
 	out := d.scratch[:0]
 	if d.ev == nil {
 		return out
@@ -278,7 +279,7 @@ func (d *Doc) values(name string, fast fastField) []value {
 		if e.Severity != 0 {
 			out = append(out, value{kind: kNumber, num: float64(e.Severity), numOK: 1})
 		} else {
-			out = d.slow(out, name) // 0 may be absent or a real 0
+			out = d.slow(out, name, hash) // 0 may be absent or a real 0
 		}
 	case fastRelated:
 		for _, r := range e.Related {
@@ -289,20 +290,21 @@ func (d *Doc) values(name string, fast fastField) []value {
 			out = str(e.Time.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"))
 		}
 	default:
-		out = d.slow(out, name)
+		out = d.slow(out, name, hash)
 	}
 	d.scratch = out
 	return out
 }
 
-// slow appends the values of name found in the canonical JSON.
-func (d *Doc) slow(out []value, name string) []value {
+// slow appends the values of name found in the canonical JSON; hash is
+// hashString(name).
+func (d *Doc) slow(out []value, name string, hash uint32) []value {
 	d.flatten()
 	n := len(out)
 	if len(d.buckets) > 0 {
-		for i := d.buckets[hashString(name)&uint32(len(d.buckets)-1)]; i >= 0; i = d.entries[i].next {
+		for i := d.buckets[hash&uint32(len(d.buckets)-1)]; i >= 0; i = d.entries[i].next {
 			en := &d.entries[i]
-			if int(en.p1-en.p0) == len(name) && string(d.paths[en.p0:en.p1]) == name {
+			if en.hash == hash && int(en.p1-en.p0) == len(name) && string(d.paths[en.p0:en.p1]) == name {
 				if en.v.lazy {
 					en.v.s, en.v.lazy = string(d.ev.Canonical[en.v.b0:en.v.b1]), false
 				}
@@ -329,7 +331,7 @@ func (d *Doc) urlOriginal() string {
 	path := d.ev.Path
 	var query string
 	var buf [1]value
-	if q := d.slow(buf[:0], "url.query"); len(q) > 0 && q[0].kind == kString {
+	if q := d.slow(buf[:0], "url.query", urlQueryHash); len(q) > 0 && q[0].kind == kString {
 		query = q[0].s
 	}
 	switch {
@@ -342,6 +344,8 @@ func (d *Doc) urlOriginal() string {
 	return d.url
 }
 
+var urlQueryHash = hashString("url.query")
+
 // flatten reads the canonical JSON into entries, once.
 func (d *Doc) flatten() {
 	if d.flat {
@@ -351,7 +355,7 @@ func (d *Doc) flatten() {
 	if d.ev == nil || len(d.ev.Canonical) == 0 {
 		return
 	}
-	w := walker{d: d, s: d.ev.Canonical}
+	w := walker{d: d, s: d.ev.Canonical, h: fnvOffset}
 	w.skipSpace()
 	if w.i < len(w.s) && w.s[w.i] == '{' {
 		w.object(0)
@@ -374,20 +378,19 @@ func (d *Doc) index() {
 		d.buckets[i] = -1
 	}
 	mask := uint32(n - 1)
-	var h uint32
 	for i := len(d.entries) - 1; i >= 0; i-- {
 		en := &d.entries[i]
-		if i == len(d.entries)-1 || en.p0 != d.entries[i+1].p0 {
-			h = hashBytes(d.paths[en.p0:en.p1]) & mask
-		}
+		h := en.hash & mask
 		en.next = d.buckets[h]
 		d.buckets[h] = int32(i)
 	}
 }
 
-// FNV-1a.
-func hashBytes(b []byte) uint32 {
-	h := uint32(2166136261)
+// FNV-1a, which can be continued: the hash of a dotted path is built a
+// member name at a time while flattening.
+const fnvOffset = uint32(2166136261)
+
+func fnvAdd(h uint32, b []byte) uint32 {
 	for _, c := range b {
 		h = (h ^ uint32(c)) * 16777619
 	}
@@ -395,7 +398,7 @@ func hashBytes(b []byte) uint32 {
 }
 
 func hashString(s string) uint32 {
-	h := uint32(2166136261)
+	h := fnvOffset
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint32(s[i])) * 16777619
 	}
@@ -408,6 +411,7 @@ type walker struct {
 	d   *Doc
 	s   []byte
 	i   int
+	h   uint32 // hash of the current path, d.cur
 	bad bool
 }
 
@@ -440,6 +444,7 @@ func (w *walker) object(depth int) {
 	}
 	w.i++ // '{'
 	base := len(w.d.cur)
+	hBase := w.h
 	if w.peek() == '}' {
 		w.i++
 		return
@@ -462,6 +467,7 @@ func (w *walker) object(depth int) {
 		} else {
 			w.d.cur = append(w.d.cur, esc...)
 		}
+		w.h = fnvAdd(hBase, w.d.cur[base:])
 		if w.peek() != ':' {
 			w.bad = true
 			return
@@ -469,6 +475,7 @@ func (w *walker) object(depth int) {
 		w.i++
 		w.value(depth + 1)
 		w.d.cur = w.d.cur[:base]
+		w.h = hBase
 		switch w.peek() {
 		case ',':
 			w.i++
@@ -558,13 +565,13 @@ func (w *walker) add(v value) {
 	p0 := int32(len(d.paths))
 	if n := len(d.entries); n > 0 {
 		last := &d.entries[n-1]
-		if string(d.paths[last.p0:last.p1]) == string(d.cur) {
-			d.entries = append(d.entries, entry{p0: last.p0, p1: last.p1, v: v})
+		if last.hash == w.h && string(d.paths[last.p0:last.p1]) == string(d.cur) {
+			d.entries = append(d.entries, entry{p0: last.p0, p1: last.p1, hash: w.h, v: v})
 			return
 		}
 	}
 	d.paths = append(d.paths, d.cur...)
-	d.entries = append(d.entries, entry{p0: p0, p1: int32(len(d.paths)), v: v})
+	d.entries = append(d.entries, entry{p0: p0, p1: int32(len(d.paths)), hash: w.h, v: v})
 }
 
 // str reads a JSON string at '"'. Without escapes it returns the bounds of
@@ -573,6 +580,10 @@ func (w *walker) str() (v0, v1 int, esc string, ok bool) {
 	w.i++ // '"'
 	start := w.i
 	for w.i < len(w.s) {
+		w.i = event.SkipPlain(w.s, w.i)
+		if w.i >= len(w.s) {
+			break
+		}
 		c := w.s[w.i]
 		switch {
 		case c == '"':

@@ -30,6 +30,7 @@ func (t transform) String() string {
 // through a transform: "source.ip", "labels.role", "urldecode(url.query)".
 type Field struct {
 	name string
+	hash uint32 // hashString(name), for Doc's index
 	fast fastField
 	fn   transform
 }
@@ -52,7 +53,7 @@ func ParseField(s string) (Field, error) {
 }
 
 func newField(name string, fn transform) Field {
-	return Field{name: name, fast: fastFields[name], fn: fn}
+	return Field{name: name, hash: hashString(name), fast: fastFields[name], fn: fn}
 }
 
 // checkFieldName accepts letters, digits and _ . @ - (a name must not start
@@ -94,7 +95,7 @@ func (f Field) IsZero() bool { return f.name == "" }
 // values returns the values of f in d, transformed; valid until the next
 // lookup in d.
 func (f *Field) values(d *Doc) []value {
-	vs := d.values(f.name, f.fast)
+	vs := d.values(f.name, f.hash, f.fast)
 	if f.fn == fnURLDecode {
 		for i := range vs {
 			if s := vs[i].text(); strings.ContainsAny(s, "%+") {

@@ -313,7 +313,7 @@ func TestDocFlatten(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got []string
-		for _, v := range d.values(tt.field, fastNone) {
+		for _, v := range d.values(tt.field, hashString(tt.field), fastNone) {
 			got = append(got, v.text())
 		}
 		if !slices.Equal(got, tt.want) {

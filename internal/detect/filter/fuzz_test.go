@@ -1,7 +1,14 @@
 package filter
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"regexp"
+	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vigilsec/vigil/internal/event"
 )
@@ -60,4 +67,107 @@ func FuzzDoc(f *testing.F) {
 		e := &event.Event{Canonical: data, Path: "/p"}
 		flt.Match(e)
 	})
+}
+
+// FuzzDocValues checks the flattening of a Doc against encoding/json: for
+// valid JSON, every dotted path holds the values the standard decoder reads
+// there, in order (null and "" absent, numbers as written).
+func FuzzDocValues(f *testing.F) {
+	f.Add([]byte(loginFail))
+	f.Add([]byte(`{"a":{"b":[1,{"c":"\ud83d\ude00"}]},"d":null,"e":["x","y"],"k\"ey":true}`))
+	f.Add([]byte(`{"url":{"query":"q=1&r=%41"},"url.query":"flat","user_agent":{"original":"sqlmap/1.0 \"x\""}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, ok := flattenJSON(data)
+		if !ok {
+			return
+		}
+		d := NewDoc(&event.Event{Canonical: data})
+		for path, vals := range want {
+			var got []string
+			for _, v := range d.values(path, hashString(path), fastNone) {
+				got = append(got, v.text())
+			}
+			if !slices.Equal(got, vals) {
+				t.Fatalf("%s: got %q, want %q (input %s)", path, got, vals, data)
+			}
+		}
+	})
+}
+
+// surrogateEscape matches \u escapes of UTF-16 surrogates, which the
+// standard decoder replaces when unpaired.
+var surrogateEscape = regexp.MustCompile(`(?i)\\ud[89a-f]`)
+
+// flattenJSON reads a JSON object into dotted paths and their values, with
+// the standard decoder. ok is false for input the comparison does not cover:
+// not an object, invalid, invalid UTF-8, surrogate escapes, beyond the Doc's
+// limits.
+func flattenJSON(data []byte) (map[string][]string, bool) {
+	if !json.Valid(data) || !utf8.Valid(data) || surrogateEscape.Match(data) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	out := map[string][]string{}
+	entries := 0
+	var walk func(path string, depth int) error
+	walk = func(path string, depth int) error {
+		if depth > maxDocDepth-2 {
+			return errors.New("too deep")
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				for dec.More() {
+					k, err := dec.Token()
+					if err != nil {
+						return err
+					}
+					p := k.(string)
+					if path != "" {
+						p = path + "." + p
+					}
+					if err := walk(p, depth+1); err != nil {
+						return err
+					}
+				}
+			case '[':
+				for dec.More() {
+					if err := walk(path, depth+1); err != nil {
+						return err
+					}
+				}
+			}
+			_, err := dec.Token() // the closing delimiter
+			return err
+		case nil:
+		case string:
+			if v != "" {
+				out[path] = append(out[path], v)
+				entries++
+			}
+		case json.Number:
+			out[path] = append(out[path], v.String())
+			entries++
+		case bool:
+			out[path] = append(out[path], map[bool]string{true: "true", false: "false"}[v])
+			entries++
+		}
+		if entries >= maxDocEntries {
+			return errors.New("too many entries")
+		}
+		return nil
+	}
+	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) {
+		return nil, false
+	}
+	if err := walk("", 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	return out, true
 }

@@ -262,13 +262,13 @@ func (s *Store) postings(ctx context.Context, conn *sql.Conn, seg uint64, c cond
 	inMemory := seg >= m.flushed
 	if x != nil {
 		if c.ranged {
-			for v, l := range x.lists[c.f] {
+			for v, p := range x.lists[c.f] {
 				if v >= c.lo && v <= c.hi {
-					lists = append(lists, l)
+					lists = append(lists, p.offs)
 				}
 			}
-		} else if l, ok := x.lists[c.f][c.v]; ok {
-			lists = append(lists, l)
+		} else if p, ok := x.lists[c.f][c.v]; ok {
+			lists = append(lists, p.offs)
 		}
 	}
 	m.mu.RUnlock()
@@ -561,8 +561,8 @@ func (s *Store) countValues(ctx context.Context, conn *sql.Conn, seg uint64, f u
 	m.mu.RLock()
 	inMemory := seg >= m.flushed
 	if x := m.segment(seg); x != nil {
-		for v, l := range x.lists[f] {
-			if c := bm.countList(l); c > 0 {
+		for v, p := range x.lists[f] {
+			if c := bm.countList(p.offs); c > 0 {
 				counts[v] += int64(c)
 			}
 		}

@@ -164,9 +164,9 @@ func forEachWord(text string, fn func(string) bool) {
 // written again.
 type segIndex struct {
 	seg   uint64
-	lists [numFields]map[string][]uint16 // by field, then value
-	keys  []pkey                         // sorted keys, made when the segment is closed for flushing
-	next  int                            // keys[:next] are in the postings table
+	lists [numFields]map[string]*postingList // by field, then value
+	keys  []pkey                             // sorted keys, made when the segment is closed for flushing
+	next  int                                // keys[:next] are in the postings table
 	// sorted receives the sorted keys from the goroutine that sorts them
 	// once the segment is closed: sorting some 100,000 keys on the writer
 	// held up a commit for tens of milliseconds.
@@ -213,7 +213,7 @@ func (x *segIndex) sortedKeys(m *memIndex, wake chan<- struct{}) bool {
 func newSegIndex(seg uint64) *segIndex {
 	x := &segIndex{seg: seg}
 	for f := range x.lists {
-		x.lists[f] = make(map[string][]uint16)
+		x.lists[f] = make(map[string]*postingList)
 	}
 	return x
 }
@@ -232,17 +232,29 @@ func (x *segIndex) add(seq uint64, keys []pkey) {
 	off := uint16(seq & (segSize - 1))
 	for _, k := range keys {
 		m := x.lists[k.f]
-		l, ok := m[k.v]
-		if !ok {
+		p := m[k.v]
+		if p == nil {
+			p = &postingList{}
+			p.first[0] = off
+			p.offs = p.first[:1:len(p.first)]
 			// Cloned: do not keep the event's memory alive.
-			m[strings.Clone(k.v)] = append(make([]uint16, 0, 2), off)
+			m[strings.Clone(k.v)] = p
 			continue
 		}
-		if l[len(l)-1] == off { // the same word twice in one message
+		if p.offs[len(p.offs)-1] == off { // the same word twice in one message
 			continue
 		}
-		m[k.v] = append(l, off)
+		p.offs = append(p.offs, off)
 	}
+}
+
+// postingList is the list of one key of a segIndex. Held by pointer in the
+// segment's maps, it grows without a second map access per event (the
+// lookup and then the store of the grown slice); it holds its first offsets
+// itself, so a new key costs one allocation.
+type postingList struct {
+	offs  []uint16 // ascending; never empty
+	first [4]uint16
 }
 
 // memIndex holds the segments whose postings are in memory: every segment

@@ -159,7 +159,8 @@ func (w *writer) purge(j *purgeJob) error {
 // memIndex.mu for writing.
 func (x *segIndex) remove(gone *bitmap) {
 	for f := range x.lists {
-		for v, l := range x.lists[f] {
+		for v, p := range x.lists[f] {
+			l := p.offs
 			if !slices.ContainsFunc(l, gone.has) {
 				continue
 			}
@@ -174,7 +175,7 @@ func (x *segIndex) remove(gone *bitmap) {
 				delete(x.lists[f], v)
 				continue
 			}
-			x.lists[f][v] = kept
+			p.offs = kept
 		}
 	}
 	if x.keys != nil {

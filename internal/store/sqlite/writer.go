@@ -682,11 +682,11 @@ func (w *writer) flushChunk() error {
 	a := &w.args
 	a[0].Value = int64(x.seg)
 	for _, k := range x.keys[x.next:end] {
-		l := x.lists[k.f][k.v]
-		if len(l) == 0 {
+		p := x.lists[k.f][k.v]
+		if p == nil {
 			continue // purged while the keys were being sorted
 		}
-		w.encBuf = encodeList(w.encBuf[:0], l)
+		w.encBuf = encodeList(w.encBuf[:0], p.offs)
 		a[1].Value, a[2].Value, a[3].Value = int64(k.f), []byte(k.v), w.encBuf
 		if err := execStmt(w.insertPostings, a[:4]); err != nil {
 			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
