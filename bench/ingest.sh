@@ -33,6 +33,7 @@ fi
 m=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics")
 cp=$(curl -fsS "http://127.0.0.1:$port/api/v1/ledger/checkpoint" | sed -n 2p)
 echo "at the end: last seq $(echo "$m" | awk '/^vigil_store_last_seq /{printf "%d", $2}'), detection evaluated $(echo "$m" | awk '/^vigil_detect_events_total /{printf "%d", $2}'), ledger checkpoint size $cp"
+echo "decisions: $(echo "$m" | awk '/^vigil_decisions_(added|extended)_total/ {split($1, n, "{"); s[n[1]] += $2} END {printf "%d added, %d extended", s["vigil_decisions_added_total"], s["vigil_decisions_extended_total"]}')"
 echo "vigil peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pid/status)"
 # CPU time of Vigil's process (user+system), from its start: less sensitive
 # than events/s to whatever else shares the two cores.

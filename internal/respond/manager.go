@@ -146,65 +146,119 @@ func stronger(d, e Decision) bool {
 // ErrAllowlisted) when the value is allowlisted, ErrFull at MaxActive, or
 // the Appender's error, in which case nothing changed.
 func (m *Manager) Add(ctx context.Context, d Decision) (Decision, AddResult, error) {
-	now := m.now()
-	d, err := normalize(d)
-	if err != nil {
-		return d, "", err
-	}
-	d.ID, d.CreatedAt, d.RemovedAt, d.RemovedBy = "", time.Time{}, time.Time{}, ""
-	if !d.Until.IsZero() {
-		d.Until = d.Until.UTC().Round(0)
-		if !d.Until.After(now) {
-			return d, "", &FieldError{"until", fmt.Sprintf("%s is not in the future", formatTime(d.Until))}
-		}
-	}
-	if entry, hit := m.allow.conflict(d); hit {
-		m.met.Refused.WithLabelValues("allowlist").Inc()
-		m.log.Warn("decision refused: allowlisted", "scope", d.Scope, "value", d.Value, "entry", entry, "origin", d.Origin)
-		return d, "", &AllowlistError{Scope: d.Scope, Value: d.Value, Entry: entry}
-	}
+	outs, _ := m.AddBatch(ctx, []Decision{d})
+	return outs[0].Decision, outs[0].Result, outs[0].Err
+}
 
+// AddOutcome is what AddBatch did with one decision: what Add would return.
+type AddOutcome struct {
+	Decision Decision
+	Result   AddResult
+	Err      error
+}
+
+// AddBatch makes several decisions as Add makes each, in order (a later one
+// sees what the earlier ones did), with one append to the log for all their
+// changes: a caller making decisions in bulk (the detection pipeline) waits
+// for one commit, not one per decision. It returns an outcome per decision
+// and the Appender's error, if any, in which case none of the changes was
+// made and each decision that had one carries the error.
+func (m *Manager) AddBatch(ctx context.Context, ds []Decision) ([]AddOutcome, error) {
+	now := m.now()
+	outs := make([]AddOutcome, len(ds))
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
-	var changes []Change
-	old, exists := m.active[d.key()]
-	if exists && old.ActiveAt(now) {
-		if !stronger(d, old) {
-			return old, Kept, nil
+	var (
+		changes []Change
+		view    = make(map[key]Decision) // in force once the batch's changes are applied
+		added   int                      // values without a decision that get one
+		expired = make(map[int]Decision) // by index: the expired decision replaced
+		failed  = make(map[int]Decision) // by index: what Add returns when the append fails
+	)
+	for i, d := range ds {
+		d, err := normalize(d)
+		if err != nil {
+			outs[i] = AddOutcome{Decision: d, Err: err}
+			continue
 		}
-		up := old
-		up.Type, up.Until, up.Origin = d.Type, d.Until, d.Origin
-		if d.Reason != "" {
-			up.Reason = d.Reason
+		d.ID, d.CreatedAt, d.RemovedAt, d.RemovedBy = "", time.Time{}, time.Time{}, ""
+		if !d.Until.IsZero() {
+			d.Until = d.Until.UTC().Round(0)
+			if !d.Until.After(now) {
+				outs[i] = AddOutcome{Decision: d, Err: &FieldError{"until", fmt.Sprintf("%s is not in the future", formatTime(d.Until))}}
+				continue
+			}
 		}
-		if d.AlertFingerprint != "" {
-			up.AlertFingerprint = d.AlertFingerprint
+		if entry, hit := m.allow.conflict(d); hit {
+			m.met.Refused.WithLabelValues("allowlist").Inc()
+			m.log.Warn("decision refused: allowlisted", "scope", d.Scope, "value", d.Value, "entry", entry, "origin", d.Origin)
+			outs[i] = AddOutcome{Decision: d, Err: &AllowlistError{Scope: d.Scope, Value: d.Value, Entry: entry}}
+			continue
 		}
-		if err := m.commit(ctx, []Change{{ActionDecisionAdded, up, now}}); err != nil {
-			return old, "", err
+		k := d.key()
+		old, exists := view[k]
+		if !exists {
+			old, exists = m.active[k]
 		}
-		m.met.Extended.WithLabelValues(up.Type, up.Scope).Inc()
-		return up, Extended, nil
+		if exists && old.ActiveAt(now) {
+			if !stronger(d, old) {
+				outs[i] = AddOutcome{Decision: old, Result: Kept}
+				continue
+			}
+			up := old
+			up.Type, up.Until, up.Origin = d.Type, d.Until, d.Origin
+			if d.Reason != "" {
+				up.Reason = d.Reason
+			}
+			if d.AlertFingerprint != "" {
+				up.AlertFingerprint = d.AlertFingerprint
+			}
+			changes = append(changes, Change{ActionDecisionAdded, up, now})
+			view[k], failed[i] = up, old
+			outs[i] = AddOutcome{Decision: up, Result: Extended}
+			continue
+		}
+		if exists { // expired, not yet swept: record its end first
+			old.RemovedAt, old.RemovedBy = old.Until, RemovedByExpiry
+			changes = append(changes, Change{ActionDecisionExpired, old, now})
+			expired[i] = old
+		} else if len(m.active)+added >= m.cfg.MaxActive {
+			m.met.Refused.WithLabelValues("limit").Inc()
+			outs[i] = AddOutcome{Decision: d, Err: fmt.Errorf("%w: %d in force, the limit (respond.max_active)", ErrFull, len(m.active)+added)}
+			continue
+		} else {
+			added++
+		}
+		d.ID, d.CreatedAt = event.NewID(), now
+		failed[i] = d
+		changes = append(changes, Change{ActionDecisionAdded, d, now})
+		view[k] = d
+		outs[i] = AddOutcome{Decision: d, Result: Added}
 	}
-	if exists { // expired, not yet swept: record its end first
-		old.RemovedAt, old.RemovedBy = old.Until, RemovedByExpiry
-		changes = append(changes, Change{ActionDecisionExpired, old, now})
-	} else if len(m.active) >= m.cfg.MaxActive {
-		m.met.Refused.WithLabelValues("limit").Inc()
-		return d, "", fmt.Errorf("%w: %d in force, the limit (respond.max_active)", ErrFull, len(m.active))
+	if len(changes) == 0 {
+		return outs, nil
 	}
-	d.ID, d.CreatedAt = event.NewID(), now
-	changes = append(changes, Change{ActionDecisionAdded, d, now})
 	if err := m.commit(ctx, changes); err != nil {
-		return d, "", err
+		for i, d := range failed {
+			outs[i] = AddOutcome{Decision: d, Err: err}
+		}
+		return outs, err
 	}
-	if exists {
-		m.met.Expired.WithLabelValues(old.Type, old.Scope).Inc()
+	for i, o := range outs {
+		d := o.Decision
+		switch o.Result {
+		case Extended:
+			m.met.Extended.WithLabelValues(d.Type, d.Scope).Inc()
+		case Added:
+			if old, ok := expired[i]; ok {
+				m.met.Expired.WithLabelValues(old.Type, old.Scope).Inc()
+			}
+			m.met.Added.WithLabelValues(d.Type, d.Scope).Inc()
+			m.log.Info("decision added", "id", d.ID, "type", d.Type, "scope", d.Scope, "value", d.Value,
+				"until", formatTime(d.Until), "origin", d.Origin)
+		}
 	}
-	m.met.Added.WithLabelValues(d.Type, d.Scope).Inc()
-	m.log.Info("decision added", "id", d.ID, "type", d.Type, "scope", d.Scope, "value", d.Value,
-		"until", formatTime(d.Until), "origin", d.Origin)
-	return d, Added, nil
+	return outs, nil
 }
 
 // Remove ends the active decision with the given ID. by says who

@@ -505,3 +505,84 @@ func TestSubscribeSlowSubscriberIsDropped(t *testing.T) {
 }
 
 func storeQuery(action string) store.Query { return store.Query{Action: action} }
+
+// countingLog counts the Append calls of a memLog.
+type countingLog struct {
+	*memLog
+	calls int
+}
+
+func (l *countingLog) Append(ctx context.Context, evs []event.Event) error {
+	l.calls++
+	return l.memLog.Append(ctx, evs)
+}
+
+func TestAddBatch(t *testing.T) {
+	env := newEnv(t, Config{MaxActive: 3, Allowlist: Allowlist{IPs: []string{"192.0.2.0/28"}}})
+	log := &countingLog{memLog: env.log}
+	m, err := NewManager(Config{MaxActive: 3, Allowlist: Allowlist{IPs: []string{"192.0.2.0/28"}}},
+		Options{Append: log.Append, Clock: env.clock, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h := time.Hour
+	outs, err := m.AddBatch(ctx, []Decision{
+		{Scope: "ip", Value: "203.0.113.1", Origin: "r", Until: t0.Add(h)},
+		{Scope: "ip", Value: "192.0.2.3", Origin: "r"},                         // allowlisted
+		{Scope: "ip", Value: "203.0.113.1", Origin: "r", Until: t0.Add(2 * h)}, // extends the first
+		{Scope: "ip", Value: "203.0.113.1", Origin: "r", Until: t0.Add(h)},     // shorter: kept
+		{Scope: "ip", Value: "203.0.113.2", Origin: "r"},
+		{Scope: "ip", Value: "203.0.113.3", Origin: "r"},
+		{Scope: "ip", Value: "203.0.113.4", Origin: "r"}, // beyond MaxActive
+		{Scope: "ip", Value: "bad", Origin: "r"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AddResult{Added, "", Extended, Kept, Added, Added, "", ""}
+	for i, o := range outs {
+		if o.Result != want[i] {
+			t.Errorf("decision %d: %s (%v); want %s", i, o.Result, o.Err, want[i])
+		}
+	}
+	if !errors.Is(outs[1].Err, ErrAllowlisted) || !errors.Is(outs[6].Err, ErrFull) || outs[7].Err == nil {
+		t.Errorf("errors: %v, %v, %v", outs[1].Err, outs[6].Err, outs[7].Err)
+	}
+	if outs[2].Decision.ID != outs[0].Decision.ID || !outs[2].Decision.Until.Equal(t0.Add(2*h)) || outs[3].Decision.ID != outs[0].Decision.ID {
+		t.Errorf("the same value's decisions: %+v, %+v, %+v", outs[0].Decision, outs[2].Decision, outs[3].Decision)
+	}
+	if log.calls != 1 || len(log.actions()) != 4 {
+		t.Errorf("%d appends of %d events; want 1 of 4 (3 added, 1 extended)", log.calls, len(log.actions()))
+	}
+	if d, ok := m.Check(netip.MustParseAddr("203.0.113.1"), ""); !ok || !d.Until.Equal(t0.Add(2*h)) {
+		t.Errorf("Check after the batch: %+v %v", d, ok)
+	}
+
+	// Replayed, the log gives the same decisions.
+	m2, err := NewManager(Config{MaxActive: 3}, Options{Append: newMemLog().Append, Clock: env.clock, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range log.snapshot() {
+		if err := m2.Replay(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := m2.List(Filter{}), m.List(Filter{}); !slices.EqualFunc(got, want, func(a, b Decision) bool { return a.ID == b.ID && a.Until.Equal(b.Until) }) {
+		t.Errorf("replayed: %+v; want %+v", got, want)
+	}
+
+	// A failing log makes none of the batch's changes.
+	log.fail = errDiskFull
+	outs, err = m.AddBatch(ctx, []Decision{
+		{Scope: "ip", Value: "203.0.113.1", Origin: "r", Until: t0.Add(3 * h)},
+		{Scope: "ip", Value: "203.0.113.3", Origin: "r", Until: t0.Add(h)}, // kept: no change to make
+	})
+	if !errors.Is(err, errDiskFull) || !errors.Is(outs[0].Err, errDiskFull) || outs[1].Result != Kept {
+		t.Errorf("with a failing log: %v; %+v", err, outs)
+	}
+	if d, _ := m.Check(netip.MustParseAddr("203.0.113.1"), ""); !d.Until.Equal(t0.Add(2 * h)) {
+		t.Errorf("an extension not written to the log was applied: until %v", d.Until)
+	}
+}

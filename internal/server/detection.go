@@ -36,6 +36,7 @@ type detection struct {
 	cursor   *detect.Cursor
 	alerts   *alert.Manager
 	decide   *respond.Manager
+	queue    *decisionQueue // makes decide's decisions for the signals
 	handler  *respond.Handler
 	rules    config.Rules
 	loadOpts detect.LoadOptions
@@ -112,9 +113,10 @@ func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheu
 		},
 	})
 
+	d.queue = newDecisionQueue(d.decide, log)
 	d.cursor = &detect.Cursor{
 		Store: st, Engine: d.engine, Name: "detect", Wait: hub.Wait,
-		Handle: d.handle, Commit: func(context.Context, uint64) error { return d.saveState() },
+		Handle: d.handle, Commit: d.commit,
 		Log: log,
 	}
 	registerDetectMetrics(reg, d.engine, d.cursor, st)
@@ -132,6 +134,11 @@ func (d *detection) mount(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 // run runs the detection cursor, the alert manager, the decision expiry and
 // the rules watcher until ctx ends, then saves the alert state.
 func (d *detection) run(ctx context.Context) {
+	stopQueue, queueDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		d.queue.run(ctx, stopQueue)
+	}()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := d.cursor.Run(ctx); err != nil {
@@ -154,6 +161,10 @@ func (d *detection) run(ctx context.Context) {
 		wg.Go(func() { w.Run(ctx, detect.DefaultWatchInterval) })
 	}
 	wg.Wait()
+	// The cursor's last save flushed the queue; signals of a rules reload
+	// may have come since.
+	close(stopQueue)
+	<-queueDone
 	if err := d.saveState(); err != nil {
 		d.log.Error("save alert state", "err", err)
 	}
@@ -199,21 +210,21 @@ func (d *detection) handle(ctx context.Context, sigs []detect.Signal) error {
 			AlertFingerprint: alert.Fingerprint(as.Labels),
 			Until:            time.Now().Add(s.Action.TTL),
 		}
-		got, res, err := d.decide.Add(ctx, dec)
-		switch {
-		case errors.Is(err, respond.ErrAllowlisted):
-			d.log.Info("no automatic response: allowlisted", "rule", s.Rule, "scope", dec.Scope, "value", dec.Value)
-		case err != nil:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			d.log.Warn("automatic response failed", "rule", s.Rule, "scope", dec.Scope, "value", dec.Value, "err", err)
-		default:
-			d.log.Info("automatic response", "result", res, "type", got.Type, "scope", got.Scope,
-				"value", got.Value, "until", got.Until, "rule", s.Rule)
+		if err := d.queue.add(ctx, dec, s.Rule); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// commit runs before the detection cursor saves its position: the
+// decisions of the signals handled so far are made, then the alert state
+// is saved.
+func (d *detection) commit(ctx context.Context, _ uint64) error {
+	if err := d.queue.flush(ctx); err != nil {
+		return err
+	}
+	return d.saveState()
 }
 
 // saveState writes the alert manager's snapshot atomically.

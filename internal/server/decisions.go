@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/vigilsec/vigil/internal/respond"
+)
+
+// maxQueuedDecisions bounds the decisions waiting to be made; detection
+// waits for room beyond it, and then moves at the pace of the log.
+const maxQueuedDecisions = 10000
+
+// decisionQueue makes the decisions of detection's signals in the
+// background, in order and in batches: one append to the log for all the
+// decisions queued while the previous batch was being written.
+//
+// Detection used to make each decision itself and wait for its commit. Under
+// load a commit waits behind the ingest queue (tens of milliseconds at
+// peak), and with an attacker banned every few thousand events detection
+// spent most of its time waiting: it evaluated 267,000 of the first 1M
+// events of bench/ingest.sh instead of keeping up. Now it only hands
+// decisions over. Before the detection cursor saves its position it waits
+// for the decisions queued so far (flush), so a crash never loses a
+// decision whose events the saved position has passed: after a restart
+// detection evaluates those events again and makes it again.
+type decisionQueue struct {
+	mgr *respond.Manager
+	log *slog.Logger
+
+	mu       sync.Mutex
+	pending  []queuedDecision
+	queued   uint64        // decisions ever queued
+	done     uint64        // decisions ever made or refused
+	progress chan struct{} // closed, and replaced, whenever done advances
+	wake     chan struct{} // buffered: something was queued
+}
+
+type queuedDecision struct {
+	d    respond.Decision
+	rule string
+}
+
+func newDecisionQueue(mgr *respond.Manager, log *slog.Logger) *decisionQueue {
+	return &decisionQueue{mgr: mgr, log: log, progress: make(chan struct{}), wake: make(chan struct{}, 1)}
+}
+
+// add queues d, made for a signal of rule. It waits while the queue is
+// full, until ctx ends.
+func (q *decisionQueue) add(ctx context.Context, d respond.Decision, rule string) error {
+	q.mu.Lock()
+	for len(q.pending) >= maxQueuedDecisions {
+		ch := q.progress
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.pending = append(q.pending, queuedDecision{d: d, rule: rule})
+	q.queued++
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+	return nil
+}
+
+// flush waits until every decision queued before the call was made (or
+// refused), or ctx ends.
+func (q *decisionQueue) flush(ctx context.Context) error {
+	q.mu.Lock()
+	target := q.queued
+	for q.done < target {
+		ch := q.progress
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// run makes the queued decisions until stop is closed and nothing is left
+// queued. Appends outlive ctx's cancellation (the last decisions are made
+// at shutdown, before the store closes); ctx's values are kept.
+func (q *decisionQueue) run(ctx context.Context, stop <-chan struct{}) {
+	ctx = context.WithoutCancel(ctx)
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		q.mu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-q.wake:
+			case <-stop:
+				q.mu.Lock()
+				left := len(q.pending)
+				q.mu.Unlock()
+				if left == 0 {
+					return
+				}
+			}
+			continue
+		}
+		q.make(ctx, batch)
+		q.mu.Lock()
+		q.done += uint64(len(batch))
+		close(q.progress)
+		q.progress = make(chan struct{})
+		q.mu.Unlock()
+	}
+}
+
+// make makes one batch of decisions and logs what became of each.
+func (q *decisionQueue) make(ctx context.Context, batch []queuedDecision) {
+	ds := make([]respond.Decision, len(batch))
+	for i, b := range batch {
+		ds[i] = b.d
+	}
+	outs, _ := q.mgr.AddBatch(ctx, ds)
+	for i, o := range outs {
+		dec, rule := batch[i].d, batch[i].rule
+		switch {
+		case errors.Is(o.Err, respond.ErrAllowlisted):
+			q.log.Info("no automatic response: allowlisted", "rule", rule, "scope", dec.Scope, "value", dec.Value)
+		case o.Err != nil:
+			q.log.Warn("automatic response failed", "rule", rule, "scope", dec.Scope, "value", dec.Value, "err", o.Err)
+		default:
+			got := o.Decision
+			q.log.Info("automatic response", "result", o.Result, "type", got.Type, "scope", got.Scope,
+				"value", got.Value, "until", got.Until, "rule", rule)
+		}
+	}
+}
