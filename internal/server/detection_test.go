@@ -137,13 +137,46 @@ notify:
 
 	send(v.URL, midWindow, 6)
 	send(v.URL, fired, 12)
+	bans := func(url, ip string) []string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url+"/api/v1/decisions", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Decisions []struct {
+				ID, Type, Value, Origin string
+			} `json:"decisions"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, d := range list.Decisions {
+			if d.Value == ip && d.Type == "ban" && d.Origin == "brute_force_ip" {
+				ids = append(ids, d.ID)
+			}
+		}
+		return ids
+	}
+
 	waitUntil("notification of the first alert", func() bool { return hook.count(fired) == 1 })
 	if got := alerts(v.URL, midWindow); got != 0 {
 		t.Fatalf("%d alerts for %s after 6 attempts, want none yet", got, midWindow)
 	}
+	// The rule's action bans the address (made by the decision queue, in
+	// the log before it is in force).
+	waitUntil("the ban of "+fired, func() bool { return len(bans(v.URL, fired)) == 1 })
+	banned := bans(v.URL, fired)[0]
 
 	v.Stop()
 	v = servertest.StartConfig(t, cfg, token)
+	if got := bans(v.URL, fired); len(got) != 1 || got[0] != banned {
+		t.Errorf("bans of %s after the restart: %v; want %s, replayed from the log", fired, got, banned)
+	}
 
 	send(v.URL, midWindow, 4)
 	send(v.URL, fired, 3)
