@@ -222,9 +222,14 @@ var storedLimits = Limits{MaxBytes: maxInput, MaxDepth: 1 << 12}
 // ParseStored parses an event as the store keeps it: canonical bytes that
 // Parse accepted at ingest, under the limits then configured (which may
 // have been larger than today's), so only Parse's own bounds apply. The
-// event's times are those recorded in it.
+// event's times are those recorded in it, and its Canonical holds exactly
+// the bytes given (Parse would write event.ingested again).
 func ParseStored(canonical []byte) (Event, error) {
-	return Parse(canonical, storedLimits, time.Time{})
+	ev, err := Parse(canonical, storedLimits, time.Time{})
+	if err == nil {
+		ev.Canonical = append(ev.Canonical[:0], canonical...)
+	}
+	return ev, err
 }
 
 // event returns the parsed Event, with its own copy of the canonical bytes.
