@@ -71,6 +71,13 @@ func (q *decisionQueue) add(ctx context.Context, d respond.Decision, rule string
 	return nil
 }
 
+// waiting returns the number of decisions queued and not yet made.
+func (q *decisionQueue) waiting() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.queued - q.done
+}
+
 // flush waits until every decision queued before the call was made (or
 // refused), or ctx ends.
 func (q *decisionQueue) flush(ctx context.Context) error {

@@ -61,6 +61,9 @@ func TestDecisionQueue(t *testing.T) {
 	if err := q.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if w := q.waiting(); w != 0 {
+		t.Errorf("%d decisions waiting after a flush", w)
+	}
 	// Flushed: every decision is made, in order (the second decision on each
 	// address, which ends later, extended the first), in a few appends.
 	log.mu.Lock()

@@ -120,6 +120,10 @@ func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheu
 		Log: log,
 	}
 	registerDetectMetrics(reg, d.engine, d.cursor, st)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_decisions_queued",
+		Help: "Decisions of detection rules waiting to be made (see docs/response.md).",
+	}, func() float64 { return float64(d.queue.waiting()) }))
 	return d, nil
 }
 

@@ -320,6 +320,7 @@ func TestMetrics(t *testing.T) {
 		`vigil_ingest_queued_events 0`,
 		`vigil_ingest_bytes_total{receiver="http"}`,
 		`vigil_store_last_seq 3`,
+		`vigil_decisions_queued 0`,
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
