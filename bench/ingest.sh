@@ -42,4 +42,4 @@ echo "events stored: $(curl -fsS -H "Authorization: Bearer $token" "http://127.0
 if [ -n "${METRICS:-}" ]; then
   curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^vigil_(store_|ingest_queue)' || true
 fi
-[ -n "${prof:-}" ] && wait "$prof"
+if [ -n "${prof:-}" ]; then wait "$prof"; fi
