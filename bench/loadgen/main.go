@@ -153,7 +153,7 @@ func mainErr(ctx context.Context, args []string, envToken string, stdout, stderr
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d := deps{client: newClient(cfg.Conns), sleep: sleepCtx, now: time.Now, log: stderr}
+	d := deps{client: newClient(cfg.Conns), sleep: sleepCtx, now: time.Now, log: stderr, cpu: processCPU}
 	rep, err := loadgen(ctx, cfg, d)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)

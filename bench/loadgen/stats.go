@@ -141,6 +141,7 @@ type report struct {
 	Unfinished      int64            `json:"unfinished"`         // batches cut off by the end of the run, sent or not
 
 	WallSeconds       float64 `json:"wall_seconds"`
+	CPUSeconds        float64 `json:"cpu_seconds,omitempty"` // the load generator's own, during the timed loop
 	AcceptedPerSecond float64 `json:"accepted_per_second"`
 	MBPerSecond       float64 `json:"mb_per_second"`      // acknowledged NDJSON, uncompressed, 1 MB = 10^6 bytes
 	WireMBPerSecond   float64 `json:"wire_mb_per_second"` // request bodies as sent, retries included
@@ -181,7 +182,11 @@ func (r *report) printText(w io.Writer) {
 		p("incomplete:   %d acks not matching their batch, %d batches cut off", r.AckMismatches, r.Unfinished)
 	}
 	p("requests:     %d acknowledged, %d attempts", r.Requests, r.Attempts)
-	p("wall time:    %.3fs", r.WallSeconds)
+	if r.CPUSeconds > 0 {
+		p("wall time:    %.3fs (the load generator used %.1fs of CPU)", r.WallSeconds, r.CPUSeconds)
+	} else {
+		p("wall time:    %.3fs", r.WallSeconds)
+	}
 	p("throughput:   %.0f accepted events/s, %.2f MB/s (uncompressed), %.2f MB/s on the wire",
 		r.AcceptedPerSecond, r.MBPerSecond, r.WireMBPerSecond)
 	l := r.Latency
