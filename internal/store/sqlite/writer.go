@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -96,7 +97,7 @@ func (s *Store) writeLoop() {
 				r  *request
 				ok bool
 			)
-			if s.w.walSince >= checkpointBytes && len(s.queue) == 0 && s.broken.Load() == nil {
+			if s.w.walSince.Load() >= int64(checkpointBytes) && len(s.queue) == 0 && s.broken.Load() == nil {
 				s.w.idleCheckpoint()
 				continue
 			}
@@ -299,8 +300,9 @@ type writer struct {
 	wake    chan struct{} // a sort the writer waits for is done
 	blocks  []timeBlock
 	// walSince estimates the WAL written since the last checkpoint, in
-	// bytes (rows and index entries, not page overhead).
-	walSince int
+	// bytes (rows and index entries, not page overhead). Atomic only for
+	// tests that run a commit beside the idle writer goroutine.
+	walSince atomic.Int64
 	// flushTo is how far the transaction writes out the oldest closed
 	// segment's keys, when flushing.
 	flushTo  int
@@ -540,7 +542,7 @@ func (w *writer) insert(e *event.Event) (seq uint64, dup bool, err error) {
 		return seq, true, nil
 	}
 	w.last = seq
-	w.walSince += len(e.Canonical) + 2*len(e.ID) + 32
+	w.walSince.Add(int64(len(e.Canonical) + 2*len(e.ID) + 32))
 	return seq, false, nil
 }
 
@@ -582,7 +584,7 @@ func (w *writer) seqOf(id string) (uint64, error) {
 // to SQLite's own checkpoint: nothing depends on this one.
 func (w *writer) idleCheckpoint() {
 	_, _ = w.conn.Exec("PRAGMA wal_checkpoint(PASSIVE)", nil)
-	w.walSince = 0
+	w.walSince.Store(0)
 }
 
 // checkpoint copies the WAL into the database file and truncates it.
@@ -714,7 +716,7 @@ func (w *writer) flushChunk() error {
 		if err := execStmt(w.insertPostings, a[:4]); err != nil {
 			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
 		}
-		w.walSince += len(k.v) + len(w.encBuf) + 16
+		w.walSince.Add(int64(len(k.v) + len(w.encBuf) + 16))
 	}
 	if end == len(x.keys) {
 		w.args2[0].Value = int64(x.seg + 1)
