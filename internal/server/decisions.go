@@ -120,7 +120,7 @@ func (q *decisionQueue) run(ctx context.Context, stop <-chan struct{}) {
 			}
 			continue
 		}
-		q.make(ctx, batch)
+		q.decide(ctx, batch)
 		q.mu.Lock()
 		q.done += uint64(len(batch))
 		close(q.progress)
@@ -129,8 +129,8 @@ func (q *decisionQueue) run(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-// make makes one batch of decisions and logs what became of each.
-func (q *decisionQueue) make(ctx context.Context, batch []queuedDecision) {
+// decide makes one batch of decisions and logs what became of each.
+func (q *decisionQueue) decide(ctx context.Context, batch []queuedDecision) {
 	ds := make([]respond.Decision, len(batch))
 	for i, b := range batch {
 		ds[i] = b.d
