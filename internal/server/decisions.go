@@ -52,14 +52,10 @@ func newDecisionQueue(mgr *respond.Manager, log *slog.Logger) *decisionQueue {
 func (q *decisionQueue) add(ctx context.Context, d respond.Decision, rule string) error {
 	q.mu.Lock()
 	for len(q.pending) >= maxQueuedDecisions {
-		ch := q.progress
-		q.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := q.awaitProgress(ctx); err != nil {
+			q.mu.Unlock()
+			return err
 		}
-		q.mu.Lock()
 	}
 	q.pending = append(q.pending, queuedDecision{d: d, rule: rule})
 	q.queued++
@@ -82,19 +78,28 @@ func (q *decisionQueue) waiting() uint64 {
 // refused), or ctx ends.
 func (q *decisionQueue) flush(ctx context.Context) error {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	target := q.queued
 	for q.done < target {
-		ch := q.progress
-		q.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := q.awaitProgress(ctx); err != nil {
+			return err
 		}
-		q.mu.Lock()
 	}
-	q.mu.Unlock()
 	return nil
+}
+
+// awaitProgress waits until done advances or ctx ends. The caller holds
+// q.mu, which is released while waiting and held again on return.
+func (q *decisionQueue) awaitProgress(ctx context.Context) error {
+	ch := q.progress
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // run makes the queued decisions until stop is closed and nothing is left

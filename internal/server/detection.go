@@ -194,7 +194,7 @@ func (d *detection) setRules(rs *detect.RuleSet, err error) {
 }
 
 // handle turns signals into alerts and, for firing signals of rules with an
-// action, into decisions.
+// action, into decisions, which it queues (see decisionQueue).
 func (d *detection) handle(ctx context.Context, sigs []detect.Signal) error {
 	for _, s := range sigs {
 		as := alert.Signal{

@@ -99,23 +99,27 @@ notify:
 			t.Fatal(err)
 		}
 	}
-	alerts := func(url, ip string) int {
+	getJSON := func(url, path string, v any) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", url+"/api/v1/alerts", nil)
+		req, _ := http.NewRequest("GET", url+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	alerts := func(url, ip string) int {
+		t.Helper()
 		var list struct {
 			Alerts []struct {
 				Labels map[string]string `json:"labels"`
 			} `json:"alerts"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-			t.Fatal(err)
-		}
+		getJSON(url, "/api/v1/alerts", &list)
 		k := 0
 		for _, a := range list.Alerts {
 			if a.Labels["alertname"] == "brute_force_ip" && a.Labels["source.ip"] == ip {
@@ -135,25 +139,14 @@ notify:
 		}
 	}
 
-	send(v.URL, midWindow, 6)
-	send(v.URL, fired, 12)
 	bans := func(url, ip string) []string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", url+"/api/v1/decisions", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
 		var list struct {
 			Decisions []struct {
 				ID, Type, Value, Origin string
 			} `json:"decisions"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-			t.Fatal(err)
-		}
+		getJSON(url, "/api/v1/decisions", &list)
 		var ids []string
 		for _, d := range list.Decisions {
 			if d.Value == ip && d.Type == "ban" && d.Origin == "brute_force_ip" {
@@ -163,6 +156,8 @@ notify:
 		return ids
 	}
 
+	send(v.URL, midWindow, 6)
+	send(v.URL, fired, 12)
 	waitUntil("notification of the first alert", func() bool { return hook.count(fired) == 1 })
 	if got := alerts(v.URL, midWindow); got != 0 {
 		t.Fatalf("%d alerts for %s after 6 attempts, want none yet", got, midWindow)
