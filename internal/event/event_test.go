@@ -354,6 +354,7 @@ var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-
 func TestNewID(t *testing.T) {
 	before := time.Now().UnixMilli()
 	seen := map[string]bool{}
+	last := ""
 	for range 1000 {
 		id := NewID()
 		if !uuidV7.MatchString(id) {
@@ -362,7 +363,10 @@ func TestNewID(t *testing.T) {
 		if seen[id] {
 			t.Fatalf("NewID() repeated %q", id)
 		}
-		seen[id] = true
+		if id <= last {
+			t.Fatalf("NewID() = %q after %q: not in order", id, last)
+		}
+		seen[id], last = true, id
 	}
 	id := NewID()
 	var ms int64
