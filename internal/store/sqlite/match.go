@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -286,34 +285,63 @@ func (s *Store) postings(ctx context.Context, conn *sql.Conn, seg uint64, c cond
 	return nil
 }
 
-// readPostings reads the lists of c in a written-out segment.
+// readPostings reads the lists of c in a written-out segment: from the
+// postings table, then from the packs that can hold c's values (see
+// packMaxOffs).
 func (s *Store) readPostings(ctx context.Context, conn *sql.Conn, seg uint64, c cond) ([][]uint16, error) {
-	var (
-		rows *sql.Rows
-		err  error
-	)
+	lo, hi := c.v, c.v
 	if c.ranged {
-		rows, err = conn.QueryContext(ctx, `SELECT seqs FROM postings WHERE seg = ? AND field = ? AND value BETWEEN ? AND ?`,
-			int64(seg), int64(c.f), []byte(c.lo), []byte(c.hi))
-	} else {
-		rows, err = conn.QueryContext(ctx, `SELECT seqs FROM postings WHERE seg = ? AND field = ? AND value = ?`,
-			int64(seg), int64(c.f), []byte(c.v))
+		lo, hi = c.lo, c.hi
 	}
+	rows, err := conn.QueryContext(ctx, `SELECT seqs FROM postings WHERE seg = ? AND field = ? AND value BETWEEN ? AND ?`,
+		int64(seg), int64(c.f), []byte(lo), []byte(hi))
+	if err != nil {
+		return nil, fmt.Errorf("read postings of segment %d: %w", seg, err)
+	}
+	var lists [][]uint16
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		l, err := decodeList(nil, data)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("segment %d, %s: %w", seg, fieldName(c.f), err)
+		}
+		lists = append(lists, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !c.ranged && len(lists) > 0 {
+		return lists, nil // a key is in postings or in a pack, not both
+	}
+	// The packs from the one lo falls in to the last one starting at or
+	// before hi.
+	rows, err = conn.QueryContext(ctx, `SELECT data FROM packs WHERE seg = ? AND field = ? AND first <= ?
+		AND first >= coalesce((SELECT max(first) FROM packs WHERE seg = ? AND field = ? AND first <= ?), ?)`,
+		int64(seg), int64(c.f), []byte(hi), int64(seg), int64(c.f), []byte(lo), []byte(lo))
 	if err != nil {
 		return nil, fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}
 	defer rows.Close()
-	var lists [][]uint16
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
-		l, err := decodeList(nil, data)
+		err := eachPacked(data, nil, func(v []byte, l []uint16) error {
+			if string(v) >= lo && string(v) <= hi {
+				lists = append(lists, slices.Clone(l))
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("segment %d, %s: %w", seg, fieldName(c.f), err)
 		}
-		lists = append(lists, l)
 	}
 	return lists, rows.Err()
 }
@@ -571,24 +599,34 @@ func (s *Store) countValues(ctx context.Context, conn *sql.Conn, seg uint64, f u
 	if inMemory {
 		return nil
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT value, seqs FROM postings WHERE seg = ? AND field = ?`, int64(seg), int64(f))
+	rows, err := conn.QueryContext(ctx, `SELECT value, seqs, 0 FROM postings WHERE seg = ?1 AND field = ?2
+		UNION ALL SELECT first, data, 1 FROM packs WHERE seg = ?1 AND field = ?2`, int64(seg), int64(f))
 	if err != nil {
 		return fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}
 	defer rows.Close()
 	var (
 		value, data []byte
+		packed      bool
 		l           []uint16
 	)
+	count := func(v []byte, l []uint16) error {
+		if c := bm.countList(l); c > 0 {
+			counts[string(v)] += int64(c)
+		}
+		return nil
+	}
 	for rows.Next() {
-		if err := rows.Scan(&value, &data); err != nil {
+		if err := rows.Scan(&value, &data, &packed); err != nil {
 			return err
 		}
-		if l, err = decodeList(l[:0], data); err != nil {
-			return fmt.Errorf("segment %d, %s %q: %w", seg, fieldName(f), value, err)
+		if packed {
+			err = eachPacked(data, l, count)
+		} else if l, err = decodeList(l[:0], data); err == nil {
+			err = count(value, l)
 		}
-		if c := bm.countList(l); c > 0 {
-			counts[string(bytes.Clone(value))] += int64(c)
+		if err != nil {
+			return fmt.Errorf("segment %d, %s %q: %w", seg, fieldName(f), value, err)
 		}
 	}
 	return rows.Err()

@@ -19,7 +19,9 @@ import (
 // the events, while the postings of a segment are in memory, once they are
 // written out, after a reopen, and after a crash in the middle of writing
 // them out. The store starts numbering just below a segment boundary so
-// that the events span two segments.
+// that the events span two segments. Some fields take a new or rare value
+// in many events (users u0…u599, addresses in 10.2.0.0/22, order paths,
+// words n0…n2999), so that their short lists are packed among long ones.
 func TestPostingsAgainstScan(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vigil.db")
 	s := open(t, path)
@@ -42,9 +44,23 @@ func TestPostingsAgainstScan(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			ip = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", rng.IntN(4)))
 		}
+		if rng.IntN(4) == 0 {
+			ip = netip.AddrFrom4([4]byte{10, 2, byte(rng.IntN(4)), byte(rng.IntN(256))})
+		}
+		user := users[rng.IntN(len(users))]
+		if rng.IntN(2) == 0 {
+			user = fmt.Sprintf("u%d", rng.IntN(600))
+		}
+		path := paths[rng.IntN(len(paths))]
+		if rng.IntN(3) == 0 {
+			path = fmt.Sprintf("/orders/%d", rng.IntN(2000))
+		}
 		msg := make([]string, 1+rng.IntN(4))
 		for j := range msg {
 			msg[j] = words[rng.IntN(len(words))]
+		}
+		if rng.IntN(2) == 0 {
+			msg = append(msg, fmt.Sprintf("n%d", rng.IntN(3000)))
 		}
 		doc := fmt.Sprintf(`{"event":{"id":"p%d","action":%q,"outcome":%q},"@timestamp":%q,
 			"source":{"ip":%q},"user":{"name":%q},"url":{"path":%q},"http":{"response":{"status_code":%d}},
@@ -53,7 +69,7 @@ func TestPostingsAgainstScan(t *testing.T) {
 			[]string{"success", "failure"}[rng.IntN(2)],
 			// Mostly in order, sometimes late: blocks overlap in time.
 			t0.Add(time.Duration(i-rng.IntN(50))*time.Second).Format(time.RFC3339Nano),
-			ip, users[rng.IntN(len(users))], paths[rng.IntN(len(paths))],
+			ip, user, path,
 			[]int{200, 302, 404, 500}[rng.IntN(4)], strings.Join(msg, " "),
 			fmt.Sprintf("order:%d", rng.IntN(20)))
 		e, err := event.Parse([]byte(doc), event.Limits{}, t0)
@@ -87,6 +103,17 @@ func TestPostingsAgainstScan(t *testing.T) {
 		{From: t0.Add(3990 * time.Second)},
 		{AfterSeq: start + 1400, BeforeSeq: start + 1700, Action: "http_request"},
 		{UserName: "nobody"},
+		{UserName: "u17"},
+		{UserName: "u599", Desc: true},
+		{UserName: "u", Limit: 5},
+		{SourceIP: prefix("10.2.0.0/16")},
+		{SourceIP: prefix("10.2.1.0/24")},
+		{SourceIP: prefix("10.2.2.128/25"), Outcome: "failure"},
+		{SourceIP: prefix("10.2.3.7/32")},
+		{Path: "/orders/1234"},
+		{Path: "/orders/7", UserName: "alice"},
+		{Text: "n777"},
+		{Text: "n12 login"},
 	}
 	check := func(stage string) {
 		t.Helper()
@@ -115,7 +142,7 @@ func TestPostingsAgainstScan(t *testing.T) {
 			if n, err := s.Count(ctx, q); err != nil || n != int64(wantN) {
 				t.Errorf("%s: Count(%+v) = %d, %v; want %d", stage, q, n, err, wantN)
 			}
-			for _, field := range []string{"user.name", "source.ip", "http.response.status_code"} {
+			for _, field := range []string{"user.name", "source.ip", "http.response.status_code", "url.path"} {
 				top, err := s.Top(ctx, q, field, 3)
 				if err != nil {
 					t.Fatalf("%s: Top: %v", stage, err)
@@ -130,6 +157,10 @@ func TestPostingsAgainstScan(t *testing.T) {
 	check("in memory or partly written")
 	waitFlushed(t, s, 2)
 	check("written out")
+	written := dumpPostings(t, s)
+	if !strings.Contains(written, "packs") {
+		t.Fatal("no short list was packed")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,14 +170,46 @@ func TestPostingsAgainstScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crash halfway through writing segment 1 out: some of its postings
-	// are in the table, the mark still says segment 1 is in memory.
+	// are in the table, the mark still says segment 1 is in memory. It is
+	// written out again in chunks of another size: the packs must come out
+	// the same, or old ones would overlap new ones.
 	poison(t, path, `DELETE FROM postings WHERE seg = 1 AND length(value) % 2 = 0`)
+	poison(t, path, `DELETE FROM packs WHERE seg = 1 AND length(first) % 2 = 1`)
 	poison(t, path, `UPDATE meta SET value = 1 WHERE key = 'postings_seg'`)
+	defer func(n int) { flushChunkKeys = n }(flushChunkKeys)
+	flushChunkKeys = 7
 	s = open(t, path)
 	defer s.Close()
 	check("after a crash while writing postings out")
 	waitFlushed(t, s, 2)
 	check("written out again")
+	if again := dumpPostings(t, s); again != written {
+		t.Errorf("postings written out again differ:\n%s\nfirst time:\n%s", again, written)
+	}
+}
+
+// dumpPostings lists the postings and packs tables of segment 1.
+func dumpPostings(t *testing.T, s *Store) string {
+	t.Helper()
+	rows, err := s.db.Query(`SELECT 'postings', field, hex(value), hex(seqs) FROM postings WHERE seg = 1
+		UNION ALL SELECT 'packs', field, hex(first), hex(data) FROM packs WHERE seg = 1 ORDER BY 1, 2, 3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var table, value, data string
+		var f int
+		if err := rows.Scan(&table, &f, &value, &data); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %s %s\n", table, f, value, data)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // waitFlushed waits until the postings of every segment before seg are in
@@ -221,6 +284,8 @@ func scanTop(all []event.Event, start uint64, q store.Query, field string, n int
 			counts[e.SourceIP.String()]++
 		case "http.response.status_code":
 			counts[fmt.Sprint(e.Status)]++
+		case "url.path":
+			counts[e.Path]++
 		}
 	}
 	var out []store.Bucket
@@ -237,4 +302,43 @@ func scanTop(all []event.Event, start uint64, q store.Query, field string, n int
 		return strings.Compare(a.Value, b.Value)
 	})
 	return out[:min(n, len(out))]
+}
+
+// FuzzPacks decodes arbitrary bytes as a pack (it must fail cleanly or give
+// lists decodeList accepts) and checks that a pack made of the values and
+// lists it gave decodes to the same.
+func FuzzPacks(f *testing.F) {
+	f.Add(appendPacked(appendPacked(nil, "/orders/17", []uint16{3, 90}), "/orders/18", []uint16{65535}))
+	f.Add([]byte{0x02, 'a', 'b', 0x01, 0x00})
+	f.Add([]byte{0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		type entry struct {
+			v string
+			l []uint16
+		}
+		var got []entry
+		if eachPacked(data, nil, func(v []byte, l []uint16) error {
+			got = append(got, entry{string(v), slices.Clone(l)})
+			return nil
+		}) != nil {
+			return
+		}
+		var pack []byte
+		for _, e := range got {
+			if len(e.l) > packMaxOffs {
+				return // never written: appendPacked's length byte is for short lists
+			}
+			pack = appendPacked(pack, e.v, e.l)
+		}
+		var again []entry
+		if err := eachPacked(pack, nil, func(v []byte, l []uint16) error {
+			again = append(again, entry{string(v), slices.Clone(l)})
+			return nil
+		}); err != nil {
+			t.Fatalf("re-encoded pack: %v", err)
+		}
+		if !slices.EqualFunc(got, again, func(a, b entry) bool { return a.v == b.v && slices.Equal(a.l, b.l) }) {
+			t.Fatalf("round trip: %v, then %v", got, again)
+		}
+	})
 }

@@ -136,19 +136,20 @@ func (w *writer) purge(j *purgeJob) error {
 	m.mu.Lock()
 	inMemory := seg >= m.flushed
 	x := m.segment(seg)
-	flushing := x != nil && x.keys != nil
 	if x != nil {
 		x.remove(&gone)
 	}
 	m.mu.Unlock()
-	if flushing {
-		// Part of it may be written out with the old lists: the whole
-		// segment is written out again.
-		if _, err := w.conn.Exec(`DELETE FROM postings WHERE seg = ?`, []driver.Value{int64(seg)}); err != nil {
-			return fmt.Errorf("drop postings of segment %d: %w", seg, err)
-		}
-	}
 	if inMemory {
+		// Part of it may be written out with the old lists, by this
+		// process or by one that crashed while writing it out: the whole
+		// segment is written out again, and packs made from the old
+		// lists would not line up with the new ones.
+		for _, table := range []string{"postings", "packs"} {
+			if _, err := w.conn.Exec(`DELETE FROM `+table+` WHERE seg = ?`, []driver.Value{int64(seg)}); err != nil {
+				return fmt.Errorf("drop postings of segment %d: %w", seg, err)
+			}
+		}
 		return nil
 	}
 	return w.purgeTable(seg, &gone)
@@ -188,23 +189,37 @@ func (x *segIndex) remove(gone *bitmap) {
 	}
 }
 
-// purgeTable rewrites the postings of a written-out segment without the
-// offsets set in gone.
+// purgeTable rewrites the postings and packs of a written-out segment
+// without the offsets set in gone. A pack keeps its first value as its key
+// even when that value's events are all gone: the key still sorts at or
+// before every value in the pack.
 func (w *writer) purgeTable(seg uint64, gone *bitmap) error {
 	type row struct {
-		f     int64
-		value []byte
-		seqs  []byte // nil: delete the row
+		packed bool
+		f      int64
+		value  []byte
+		data   []byte // nil: delete the row
 	}
-	rows, err := w.conn.Query(`SELECT field, value, seqs FROM postings WHERE seg = ?`, []driver.Value{int64(seg)})
+	rows, err := w.conn.Query(`SELECT field, value, seqs, 0 FROM postings WHERE seg = ?1
+		UNION ALL SELECT field, first, data, 1 FROM packs WHERE seg = ?1`, []driver.Value{int64(seg)})
 	if err != nil {
 		return fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}
 	var (
 		changed []row
-		dest    = make([]driver.Value, 3)
+		dest    = make([]driver.Value, 4)
 		l       []uint16
 	)
+	// without appends l less the offsets in gone to dst, and reports
+	// whether any was.
+	without := func(dst []uint16, l []uint16) ([]uint16, bool) {
+		for _, o := range l {
+			if !gone.has(o) {
+				dst = append(dst, o)
+			}
+		}
+		return dst, len(dst) < len(l)
+	}
 	for {
 		if err := rows.Next(dest); err != nil {
 			rows.Close()
@@ -219,33 +234,52 @@ func (w *writer) purgeTable(seg uint64, gone *bitmap) error {
 			value = []byte(s)
 		}
 		data, _ := dest[2].([]byte)
-		if l, err = decodeList(l[:0], data); err != nil {
-			rows.Close()
-			return fmt.Errorf("segment %d, %s: %w", seg, fieldName(uint8(f)), err)
-		}
-		if !slices.ContainsFunc(l, gone.has) {
-			continue
-		}
-		kept := l[:0]
-		for _, o := range l {
-			if !gone.has(o) {
-				kept = append(kept, o)
+		packed, _ := dest[3].(int64)
+		r := row{packed: packed == 1, f: f, value: slices.Clone(value)}
+		if r.packed {
+			var (
+				pack []byte
+				hit  bool
+			)
+			err = eachPacked(data, l, func(v []byte, l []uint16) error {
+				kept, cut := without(make([]uint16, 0, packMaxOffs), l)
+				hit = hit || cut
+				if len(kept) > 0 {
+					pack = appendPacked(pack, string(v), kept)
+				}
+				return nil
+			})
+			r.data = pack
+			if err == nil && !hit {
+				continue
+			}
+		} else if l, err = decodeList(l[:0], data); err == nil {
+			kept, cut := without(nil, l)
+			if !cut {
+				continue
+			}
+			if len(kept) > 0 {
+				r.data = encodeList(nil, kept)
 			}
 		}
-		r := row{f: f, value: slices.Clone(value)}
-		if len(kept) > 0 {
-			r.seqs = encodeList(nil, kept)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("segment %d, %s: %w", seg, fieldName(uint8(f)), err)
 		}
 		changed = append(changed, r)
 	}
 	for _, r := range changed {
+		table, key, data := "postings", "value", "seqs"
+		if r.packed {
+			table, key, data = "packs", "first", "data"
+		}
 		var err error
-		if r.seqs == nil {
-			_, err = w.conn.Exec(`DELETE FROM postings WHERE seg = ? AND field = ? AND value = ?`,
+		if r.data == nil {
+			_, err = w.conn.Exec(`DELETE FROM `+table+` WHERE seg = ? AND field = ? AND `+key+` = ?`,
 				[]driver.Value{int64(seg), r.f, r.value})
 		} else {
-			_, err = w.conn.Exec(`UPDATE postings SET seqs = ? WHERE seg = ? AND field = ? AND value = ?`,
-				[]driver.Value{r.seqs, int64(seg), r.f, r.value})
+			_, err = w.conn.Exec(`UPDATE `+table+` SET `+data+` = ? WHERE seg = ? AND field = ? AND `+key+` = ?`,
+				[]driver.Value{r.data, int64(seg), r.f, r.value})
 		}
 		if err != nil {
 			return fmt.Errorf("rewrite postings of segment %d: %w", seg, err)

@@ -24,9 +24,11 @@ func TestPurgeAcrossSegments(t *testing.T) {
 	batch := make([]event.Event, 0, 10000)
 	for i := 1; i <= n; i++ {
 		user := fmt.Sprintf("u%d", i%7)
+		// Two events a path: short lists, written out packed.
 		e := event.Event{ID: fmt.Sprintf("e%d", i), UserName: user, Message: "word" + user,
-			Time: time.Unix(int64(i), 0).UTC()}
-		e.Canonical = fmt.Appendf(nil, `{"event":{"id":%q},"message":%q,"user":{"name":%q}}`, e.ID, e.Message, user)
+			Path: fmt.Sprintf("/o/%d", i/2), Time: time.Unix(int64(i), 0).UTC()}
+		e.Canonical = fmt.Appendf(nil, `{"event":{"id":%q},"message":%q,"user":{"name":%q},"url":{"path":%q}}`,
+			e.ID, e.Message, user, e.Path)
 		batch = append(batch, e)
 		if len(batch) == cap(batch) || i == n {
 			if _, err := s.Append(ctx, batch); err != nil {
@@ -69,6 +71,12 @@ func TestPurgeAcrossSegments(t *testing.T) {
 			counts[fmt.Sprintf("u%d", seq%7)]++
 		}
 	}
+	paths := map[string]int64{}
+	for seq := uint64(1); seq <= n; seq++ {
+		if !gone[seq] {
+			paths[fmt.Sprintf("/o/%d", seq/2)]++
+		}
+	}
 	want := func(user string) int64 { return counts[user] }
 	check := func(s *Store) {
 		t.Helper()
@@ -89,6 +97,26 @@ func TestPurgeAcrossSegments(t *testing.T) {
 					t.Errorf("Count(%+v) = %d, want %d", q, c, want(u))
 				}
 			}
+		}
+		// Paths of events purged before and after their segment was
+		// written out, of events partly purged, and of the open segment.
+		for _, k := range []int{49, 50, 51, 149, 150, 300, 301, segSize/2 - 3, segSize / 2, segSize/2 + 1000, segSize/2 + 2400} {
+			p := fmt.Sprintf("/o/%d", k)
+			if c, err := s.Count(ctx, store.Query{Path: p}); err != nil || c != paths[p] {
+				t.Errorf("Count(path %s) = %d, %v; want %d", p, c, err, paths[p])
+			}
+		}
+		ptop, err := s.Top(ctx, store.Query{AfterSeq: 89, BeforeSeq: 1000}, "url.path", 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range ptop {
+			if b.Count != paths[b.Value] {
+				t.Errorf("Top(url.path): %s counted %d, want %d", b.Value, b.Count, paths[b.Value])
+			}
+		}
+		if len(ptop) != 200 {
+			t.Errorf("Top(url.path) gave %d paths, want 200", len(ptop))
 		}
 		top, err := s.Top(ctx, store.Query{}, "user.name", 1)
 		if err != nil {

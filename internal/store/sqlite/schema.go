@@ -146,6 +146,24 @@ CREATE TABLE purged(
 	run   TEXT NOT NULL        -- the purge run that removed them
 );
 `,
+	// 5: the short postings lists of a segment (at most packMaxOffs events)
+	// are written packed, many keys to a row (see postings.go): a row per
+	// key of a field with a new value per event (paths, request ids, words
+	// like order numbers) cost the writer more than the event's own row.
+	// Existing rows stay in postings, which readers look in first.
+	`
+-- For each segment and field: runs of consecutive keys (in key order) with
+-- short lists, under the run's first value. A key is in postings or in a
+-- pack, never both; its pack is the one of its segment and field with the
+-- greatest first value not above it.
+CREATE TABLE packs(
+	seg   INTEGER NOT NULL,
+	field INTEGER NOT NULL,
+	first BLOB NOT NULL,
+	data  BLOB NOT NULL,
+	PRIMARY KEY(seg, field, first)
+) WITHOUT ROWID;
+`,
 }
 
 // applicationID marks a SQLite file as a Vigil store ("VGIL").

@@ -280,6 +280,7 @@ type writer struct {
 	insertEvent               driver.Stmt
 	lookupSeq                 driver.Stmt
 	insertPostings            driver.Stmt
+	insertPack                driver.Stmt
 	upsertBlock               driver.Stmt
 	saveCursor                driver.Stmt
 	saveFlushed               driver.Stmt
@@ -290,6 +291,7 @@ type writer struct {
 	// the events of the transaction being written).
 	committed uint64
 	encBuf    []byte
+	packBuf   []byte
 
 	// Of the transaction being written: the events stored, their keys,
 	// and the time span of each block they fall in.
@@ -387,6 +389,7 @@ func (w *writer) init(cacheMB int) error {
 		{&w.insertEvent, insertEventSQL},
 		{&w.lookupSeq, "SELECT seq FROM events WHERE event_id = ?"},
 		{&w.insertPostings, "INSERT OR REPLACE INTO postings(seg, field, value, seqs) VALUES (?, ?, ?, ?)"},
+		{&w.insertPack, "INSERT OR REPLACE INTO packs(seg, field, first, data) VALUES (?, ?, ?, ?)"},
 		{&w.upsertBlock, `INSERT INTO timeblocks(block, min_ts, max_ts) VALUES (?, ?, ?)
 			ON CONFLICT(block) DO UPDATE SET min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)`},
 		{&w.saveFlushed, `INSERT INTO meta(key, value) VALUES ('postings_seg', ?)
@@ -595,7 +598,7 @@ func (w *writer) checkpoint() error {
 
 func (w *writer) close() error {
 	for _, st := range []driver.Stmt{w.begin, w.commitTx, w.rollback, w.insertEvent,
-		w.lookupSeq, w.insertPostings, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
+		w.lookupSeq, w.insertPostings, w.insertPack, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -697,19 +700,52 @@ func (w *writer) flushPending() bool {
 // flushChunk writes the next chunk of the oldest closed segment's postings
 // in the transaction, in key order, and, with the last chunk, the segment
 // number from which postings are in memory. More closed segments waiting
-// make bigger chunks, so the flush keeps up with any ingest rate.
+// make bigger chunks, so the flush keeps up with any ingest rate. Short
+// lists go into packs; a chunk ends between two packs (see packMaxOffs).
 func (w *writer) flushChunk() error {
 	if !w.flushPending() {
 		return nil
 	}
 	x := w.idx.segs[0] // its keys are sorted: flushPending said so
-	end := min(len(x.keys), x.next+flushChunkKeys*len(w.idx.segs))
+	limit := x.next + flushChunkKeys*len(w.idx.segs)
 	a := &w.args
 	a[0].Value = int64(x.seg)
-	for _, k := range x.keys[x.next:end] {
+	var (
+		pack      = w.packBuf[:0]
+		packField uint8
+		packFirst string
+	)
+	writePack := func() error {
+		a[1].Value, a[2].Value, a[3].Value = int64(packField), []byte(packFirst), pack
+		if err := execStmt(w.insertPack, a[:4]); err != nil {
+			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+		}
+		w.walSince.Add(int64(len(packFirst) + len(pack) + 16))
+		pack = pack[:0]
+		return nil
+	}
+	end := x.next
+	for ; end < len(x.keys) && (end < limit || len(pack) > 0); end++ {
+		k := x.keys[end]
 		p := x.lists[k.f][k.v]
 		if p == nil {
 			continue // purged while the keys were being sorted
+		}
+		if len(p.offs) <= packMaxOffs {
+			if len(pack) > 0 && k.f != packField {
+				if err := writePack(); err != nil {
+					return err
+				}
+			}
+			if len(pack) == 0 {
+				packField, packFirst = k.f, k.v
+			}
+			if pack = appendPacked(pack, k.v, p.offs); len(pack) >= packBytes {
+				if err := writePack(); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		w.encBuf = encodeList(w.encBuf[:0], p.offs)
 		a[1].Value, a[2].Value, a[3].Value = int64(k.f), []byte(k.v), w.encBuf
@@ -718,6 +754,12 @@ func (w *writer) flushChunk() error {
 		}
 		w.walSince.Add(int64(len(k.v) + len(w.encBuf) + 16))
 	}
+	if len(pack) > 0 { // the segment's last keys
+		if err := writePack(); err != nil {
+			return err
+		}
+	}
+	w.packBuf = pack
 	if end == len(x.keys) {
 		w.args2[0].Value = int64(x.seg + 1)
 		if err := execStmt(w.saveFlushed, w.args2[:1]); err != nil {
