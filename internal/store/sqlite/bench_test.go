@@ -195,6 +195,9 @@ func BenchmarkSearch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// Search the segments as they are once written out (postings and
+	// packs tables), not while in memory.
+	waitFlushed(b, s, uint64(len(pool))>>segShift)
 	e := pool[12345]
 	for _, bc := range []struct {
 		name string

@@ -286,65 +286,76 @@ func (s *Store) postings(ctx context.Context, conn *sql.Conn, seg uint64, c cond
 }
 
 // readPostings reads the lists of c in a written-out segment: from the
-// postings table, then from the packs that can hold c's values (see
-// packMaxOffs).
+// lists table (each part of a list is a list of its own here), from the
+// postings table of earlier versions, and from the packs that can hold c's
+// values (see packMaxOffs): the one lo falls in, up to the last one starting
+// at or before hi.
 func (s *Store) readPostings(ctx context.Context, conn *sql.Conn, seg uint64, c cond) ([][]uint16, error) {
 	lo, hi := c.v, c.v
 	if c.ranged {
 		lo, hi = c.lo, c.hi
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT seqs FROM postings WHERE seg = ? AND field = ? AND value BETWEEN ? AND ?`,
-		int64(seg), int64(c.f), []byte(lo), []byte(hi))
-	if err != nil {
-		return nil, fmt.Errorf("read postings of segment %d: %w", seg, err)
+	args := []any{int64(seg), int64(c.f), []byte(lo), []byte(hi)}
+	ranged, legacy := 0, 0
+	if c.ranged {
+		ranged = 1
+	} else {
+		args = args[:3]
 	}
-	var lists [][]uint16
-	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		l, err := decodeList(nil, data)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("segment %d, %s: %w", seg, fieldName(c.f), err)
-		}
-		lists = append(lists, l)
+	if s.legacy {
+		legacy = 1
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if !c.ranged && len(lists) > 0 {
-		return lists, nil // a key is in postings or in a pack, not both
-	}
-	// The packs from the one lo falls in to the last one starting at or
-	// before hi.
-	rows, err = conn.QueryContext(ctx, `SELECT data FROM packs WHERE seg = ? AND field = ? AND first <= ?
-		AND first >= coalesce((SELECT max(first) FROM packs WHERE seg = ? AND field = ? AND first <= ?), ?)`,
-		int64(seg), int64(c.f), []byte(hi), int64(seg), int64(c.f), []byte(lo), []byte(lo))
+	rows, err := conn.QueryContext(ctx, postingsSQL[ranged][legacy], args...)
 	if err != nil {
 		return nil, fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}
 	defer rows.Close()
+	var (
+		lists  [][]uint16
+		packed bool
+		data   []byte
+	)
 	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		if err := rows.Scan(&packed, &data); err != nil {
 			return nil, err
 		}
-		err := eachPacked(data, nil, func(v []byte, l []uint16) error {
-			if string(v) >= lo && string(v) <= hi {
-				lists = append(lists, slices.Clone(l))
-			}
-			return nil
-		})
+		if packed {
+			err = eachPacked(data, nil, func(v []byte, l []uint16) error {
+				if string(v) >= lo && string(v) <= hi {
+					lists = append(lists, slices.Clone(l))
+				}
+				return nil
+			})
+		} else {
+			var l []uint16
+			l, err = decodeList(nil, data)
+			lists = append(lists, l)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("segment %d, %s: %w", seg, fieldName(c.f), err)
 		}
 	}
 	return lists, rows.Err()
 }
+
+// postingsSQL[ranged][legacy] reads a condition's lists in a segment: an
+// exact value's (?3) or a range's (?3 to ?4), from the lists, from the
+// postings table too in a store with rows there (written before schema
+// version 5), and from the packs.
+var postingsSQL = func() (q [2][2]string) {
+	for ranged, cmp := range []string{"= ?3", "BETWEEN ?3 AND ?4"} {
+		lists := "SELECT 0, seqs FROM lists WHERE seg = ?1 AND field = ?2 AND value " + cmp
+		legacy := " UNION ALL SELECT 0, seqs FROM postings WHERE seg = ?1 AND field = ?2 AND value " + cmp
+		packs := ` UNION ALL SELECT * FROM (SELECT 1, data FROM packs WHERE seg = ?1 AND field = ?2 AND first <= ?3
+			ORDER BY first DESC LIMIT 1)`
+		if ranged == 1 {
+			packs = ` UNION ALL SELECT 1, data FROM packs WHERE seg = ?1 AND field = ?2 AND first <= ?4
+			AND first >= coalesce((SELECT max(first) FROM packs WHERE seg = ?1 AND field = ?2 AND first <= ?3), ?3)`
+		}
+		q[ranged] = [2]string{lists + packs, lists + legacy + packs}
+	}
+	return q
+}()
 
 // openPlan takes a read connection for one search and resolves q on it.
 // The caller closes the connection.
@@ -599,8 +610,12 @@ func (s *Store) countValues(ctx context.Context, conn *sql.Conn, seg uint64, f u
 	if inMemory {
 		return nil
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT value, seqs, 0 FROM postings WHERE seg = ?1 AND field = ?2
-		UNION ALL SELECT first, data, 1 FROM packs WHERE seg = ?1 AND field = ?2`, int64(seg), int64(f))
+	q := `SELECT value, seqs, 0 FROM lists WHERE seg = ?1 AND field = ?2
+		UNION ALL SELECT first, data, 1 FROM packs WHERE seg = ?1 AND field = ?2`
+	if s.legacy {
+		q += " UNION ALL SELECT value, seqs, 0 FROM postings WHERE seg = ?1 AND field = ?2"
+	}
+	rows, err := conn.QueryContext(ctx, q, int64(seg), int64(f))
 	if err != nil {
 		return fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}

@@ -313,26 +313,79 @@ func encodeList(dst []byte, offs []uint16) []byte {
 
 var errBadPostings = errors.New("corrupt postings list")
 
-// Packs: a closed segment's keys whose lists have at most packMaxOffs
-// events are written many to a row of the packs table, in key order, rather
-// than a row each in postings. A field with a new value in almost every
-// event (a path with an order number, a request id, a message word that is
-// a number) made a row per event, and the writer spent more on those rows
-// than on the event's own: measured with the shipper's benchmark (unique
-// path and word per event), writing postings out took 2.6 µs of the
-// writer's ~9 µs per event.
+// How a closed segment's postings are written out (schema version 5; the
+// postings table holds those written by earlier versions):
 //
-// A pack is closed once its data reaches packBytes, when the field changes
-// and at the end of the segment's keys. Packing is greedy from the
-// segment's first key and a flush chunk ends only between packs, so a
-// segment written out again after a crash (INSERT OR REPLACE, from the same
-// events) makes the same packs: none overlaps a pack already written.
-const (
-	packMaxOffs = 4
-	// packBytes keeps a pack, with its key, within SQLite's local payload
-	// of an 8 KiB page (about 2,000 bytes) unless its last value is long.
-	packBytes = 1200
-)
+//   - A key whose list has at most packMaxOffs events goes into a pack: the
+//     entries of consecutive keys of one field, in key order, in one row of
+//     the packs table under the first key's value. A field with a new value
+//     in almost every event (a path with an order number, a request id, a
+//     message word that is a number) made a row per event, and the writer
+//     spent more on those rows than on the event's own: measured with the
+//     shipper's benchmark (unique path and word per event), writing
+//     postings out took 2.6 µs of the writer's ~9 µs per event; 0.4 µs now.
+//   - A longer list goes to the lists table, cut into parts of at most
+//     about listRowBytes with its value, each encoded on its own. A row
+//     longer than SQLite's local payload (about 2,000 bytes with 8 KiB
+//     pages) spills onto overflow pages, and a lookup that compares its key
+//     with such a row reads the whole row first: one list of all the
+//     events of a segment (~65 KB) made a lookup among its neighbours cost
+//     40–60 µs instead of 15.
+//
+// A pack is closed when the next entry would take it past listRowBytes
+// (with its key), when the field changes, and at the end of the segment's
+// keys. Packing is greedy from the segment's first key, and a flush chunk
+// ends only where a pack was just closed, so a segment written out again
+// after a crash (INSERT OR REPLACE, from the same events) makes the same
+// packs and parts: none overlaps a row already written.
+const packMaxOffs = 4
+
+// listRowBytes bounds a row of lists or packs, its key included, so that it
+// stays within SQLite's local payload of an 8 KiB page. A var for tests.
+var listRowBytes = 1800
+
+// packedSize is the size of key v's entry in a pack (appendPacked).
+func packedSize(v string, offs []uint16) int {
+	n := uvarintLen(uint64(len(v))) + len(v) + 1
+	prev := 0
+	for i, o := range offs {
+		d := int(o) - prev
+		if i == 0 {
+			d = int(o)
+		}
+		n += uvarintLen(uint64(d))
+		prev = int(o)
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// encodePart encodes the first offsets of offs that fit in max bytes (at
+// least one) as a list of their own, and returns how many it took.
+func encodePart(dst []byte, offs []uint16, max int) ([]byte, int) {
+	start := len(dst)
+	prev := 0
+	for i, o := range offs {
+		d := int(o) - prev
+		if i == 0 {
+			d = int(o)
+		}
+		if i > 0 && len(dst)-start+uvarintLen(uint64(d)) > max {
+			return dst, i
+		}
+		dst = binary.AppendUvarint(dst, uint64(d))
+		prev = int(o)
+	}
+	return dst, len(offs)
+}
 
 // appendPacked appends one key's entry to a pack: the value's length and
 // bytes, then the encoded list's length and bytes.

@@ -23,6 +23,9 @@ import (
 // in many events (users u0…u599, addresses in 10.2.0.0/22, order paths,
 // words n0…n2999), so that their short lists are packed among long ones.
 func TestPostingsAgainstScan(t *testing.T) {
+	// Rows of 300 bytes: the longer lists are cut into several parts.
+	defer func(n int) { listRowBytes = n }(listRowBytes)
+	listRowBytes = 300
 	path := filepath.Join(t.TempDir(), "vigil.db")
 	s := open(t, path)
 	if err := s.Close(); err != nil {
@@ -158,8 +161,10 @@ func TestPostingsAgainstScan(t *testing.T) {
 	waitFlushed(t, s, 2)
 	check("written out")
 	written := dumpPostings(t, s)
-	if !strings.Contains(written, "packs") {
-		t.Fatal("no short list was packed")
+	for _, want := range []string{"packs ", "lists ", " part 2 "} {
+		if !strings.Contains(written, want) {
+			t.Fatalf("segment 1 written out without %q", want)
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -169,11 +174,26 @@ func TestPostingsAgainstScan(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Lists as a version before schema 5 wrote them: one row each in
+	// postings.
+	poison(t, path, `INSERT INTO postings(seg, field, value, seqs)
+		SELECT seg, field, value, seqs FROM lists WHERE seg = 1 AND part = 0 AND NOT EXISTS
+			(SELECT 1 FROM lists l WHERE l.seg = lists.seg AND l.field = lists.field AND l.value = lists.value AND l.part = 1);
+		DELETE FROM lists WHERE seg = 1 AND part = 0 AND (field, value) IN (SELECT field, value FROM postings WHERE seg = 1)`)
+	s = open(t, path)
+	if !strings.Contains(dumpPostings(t, s), "postings ") {
+		t.Fatal("no list moved to postings")
+	}
+	check("in postings")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// A crash halfway through writing segment 1 out: some of its postings
 	// are in the table, the mark still says segment 1 is in memory. It is
 	// written out again in chunks of another size: the packs must come out
 	// the same, or old ones would overlap new ones.
 	poison(t, path, `DELETE FROM postings WHERE seg = 1 AND length(value) % 2 = 0`)
+	poison(t, path, `DELETE FROM lists WHERE seg = 1 AND length(value) % 2 = 1`)
 	poison(t, path, `DELETE FROM packs WHERE seg = 1 AND length(first) % 2 = 1`)
 	poison(t, path, `UPDATE meta SET value = 1 WHERE key = 'postings_seg'`)
 	defer func(n int) { flushChunkKeys = n }(flushChunkKeys)
@@ -188,10 +208,11 @@ func TestPostingsAgainstScan(t *testing.T) {
 	}
 }
 
-// dumpPostings lists the postings and packs tables of segment 1.
+// dumpPostings lists the rows of segment 1 in postings, lists and packs.
 func dumpPostings(t *testing.T, s *Store) string {
 	t.Helper()
 	rows, err := s.db.Query(`SELECT 'postings', field, hex(value), hex(seqs) FROM postings WHERE seg = 1
+		UNION ALL SELECT 'lists', field, hex(value) || ' part ' || part, hex(seqs) FROM lists WHERE seg = 1
 		UNION ALL SELECT 'packs', field, hex(first), hex(data) FROM packs WHERE seg = 1 ORDER BY 1, 2, 3`)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +235,7 @@ func dumpPostings(t *testing.T, s *Store) string {
 
 // waitFlushed waits until the postings of every segment before seg are in
 // the table.
-func waitFlushed(t *testing.T, s *Store, seg uint64) {
+func waitFlushed(t testing.TB, s *Store, seg uint64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -145,7 +145,7 @@ func (w *writer) purge(j *purgeJob) error {
 		// process or by one that crashed while writing it out: the whole
 		// segment is written out again, and packs made from the old
 		// lists would not line up with the new ones.
-		for _, table := range []string{"postings", "packs"} {
+		for _, table := range []string{"postings", "lists", "packs"} {
 			if _, err := w.conn.Exec(`DELETE FROM `+table+` WHERE seg = ?`, []driver.Value{int64(seg)}); err != nil {
 				return fmt.Errorf("drop postings of segment %d: %w", seg, err)
 			}
@@ -189,25 +189,33 @@ func (x *segIndex) remove(gone *bitmap) {
 	}
 }
 
-// purgeTable rewrites the postings and packs of a written-out segment
-// without the offsets set in gone. A pack keeps its first value as its key
-// even when that value's events are all gone: the key still sorts at or
-// before every value in the pack.
+// purgeTable rewrites the postings of a written-out segment without the
+// offsets set in gone: its rows in lists, packs and (from earlier versions)
+// postings. A pack keeps its first value as its key even when that value's
+// events are all gone: the key still sorts at or before every value in the
+// pack.
 func (w *writer) purgeTable(seg uint64, gone *bitmap) error {
+	const (
+		inPostings = iota
+		inLists
+		inPacks
+	)
 	type row struct {
-		packed bool
-		f      int64
-		value  []byte
-		data   []byte // nil: delete the row
+		table int64
+		f     int64
+		value []byte
+		part  int64
+		data  []byte // nil: delete the row
 	}
-	rows, err := w.conn.Query(`SELECT field, value, seqs, 0 FROM postings WHERE seg = ?1
-		UNION ALL SELECT field, first, data, 1 FROM packs WHERE seg = ?1`, []driver.Value{int64(seg)})
+	rows, err := w.conn.Query(`SELECT 0, field, value, 0, seqs FROM postings WHERE seg = ?1
+		UNION ALL SELECT 1, field, value, part, seqs FROM lists WHERE seg = ?1
+		UNION ALL SELECT 2, field, first, 0, data FROM packs WHERE seg = ?1`, []driver.Value{int64(seg)})
 	if err != nil {
 		return fmt.Errorf("read postings of segment %d: %w", seg, err)
 	}
 	var (
 		changed []row
-		dest    = make([]driver.Value, 4)
+		dest    = make([]driver.Value, 5)
 		l       []uint16
 	)
 	// without appends l less the offsets in gone to dst, and reports
@@ -228,15 +236,16 @@ func (w *writer) purgeTable(seg uint64, gone *bitmap) error {
 			}
 			return fmt.Errorf("read postings of segment %d: %w", seg, err)
 		}
-		f, _ := dest[0].(int64)
-		value, _ := dest[1].([]byte)
-		if s, ok := dest[1].(string); ok {
+		table, _ := dest[0].(int64)
+		f, _ := dest[1].(int64)
+		value, _ := dest[2].([]byte)
+		if s, ok := dest[2].(string); ok {
 			value = []byte(s)
 		}
-		data, _ := dest[2].([]byte)
-		packed, _ := dest[3].(int64)
-		r := row{packed: packed == 1, f: f, value: slices.Clone(value)}
-		if r.packed {
+		part, _ := dest[3].(int64)
+		data, _ := dest[4].([]byte)
+		r := row{table: table, f: f, value: slices.Clone(value), part: part}
+		if table == inPacks {
 			var (
 				pack []byte
 				hit  bool
@@ -269,17 +278,25 @@ func (w *writer) purgeTable(seg uint64, gone *bitmap) error {
 		changed = append(changed, r)
 	}
 	for _, r := range changed {
-		table, key, data := "postings", "value", "seqs"
-		if r.packed {
-			table, key, data = "packs", "first", "data"
+		var (
+			table, where, data string
+			args               = []driver.Value{int64(seg), r.f, r.value}
+		)
+		switch r.table {
+		case inPostings:
+			table, where, data = "postings", "value = ?", "seqs"
+		case inLists:
+			table, where, data = "lists", "value = ? AND part = ?", "seqs"
+			args = append(args, r.part)
+		default:
+			table, where, data = "packs", "first = ?", "data"
 		}
 		var err error
 		if r.data == nil {
-			_, err = w.conn.Exec(`DELETE FROM `+table+` WHERE seg = ? AND field = ? AND `+key+` = ?`,
-				[]driver.Value{int64(seg), r.f, r.value})
+			_, err = w.conn.Exec(`DELETE FROM `+table+` WHERE seg = ? AND field = ? AND `+where, args)
 		} else {
-			_, err = w.conn.Exec(`UPDATE `+table+` SET `+data+` = ? WHERE seg = ? AND field = ? AND `+key+` = ?`,
-				[]driver.Value{r.data, int64(seg), r.f, r.value})
+			_, err = w.conn.Exec(`UPDATE `+table+` SET `+data+` = ? WHERE seg = ? AND field = ? AND `+where,
+				append([]driver.Value{r.data}, args...))
 		}
 		if err != nil {
 			return fmt.Errorf("rewrite postings of segment %d: %w", seg, err)

@@ -146,15 +146,30 @@ CREATE TABLE purged(
 	run   TEXT NOT NULL        -- the purge run that removed them
 );
 `,
-	// 5: the short postings lists of a segment (at most packMaxOffs events)
-	// are written packed, many keys to a row (see postings.go): a row per
-	// key of a field with a new value per event (paths, request ids, words
-	// like order numbers) cost the writer more than the event's own row.
-	// Existing rows stay in postings, which readers look in first.
+	// 5: postings rows small enough to stay on their B-tree page (see
+	// postings.go): long lists are cut into parts in the lists table, and
+	// short lists (at most packMaxOffs events) are packed many keys to a
+	// row. A row per key of a field with a new value in almost every event
+	// (paths, request ids, words like order numbers) cost the writer more
+	// than the event's own row, and a lookup that passed a row of a long
+	// list read the whole list (SQLite compares a key that spills onto
+	// overflow pages only after reading all of it). Rows already in
+	// postings stay there; readers look in all three tables.
 	`
+-- A closed segment's lists of more than packMaxOffs events, each cut into
+-- parts (part 0, 1, …) that each decode on their own.
+CREATE TABLE lists(
+	seg   INTEGER NOT NULL,
+	field INTEGER NOT NULL,
+	value BLOB NOT NULL,
+	part  INTEGER NOT NULL,
+	seqs  BLOB NOT NULL,
+	PRIMARY KEY(seg, field, value, part)
+) WITHOUT ROWID;
+
 -- For each segment and field: runs of consecutive keys (in key order) with
--- short lists, under the run's first value. A key is in postings or in a
--- pack, never both; its pack is the one of its segment and field with the
+-- short lists, under the run's first value. A key is in lists or in a pack,
+-- never both; its pack is the one of its segment and field with the
 -- greatest first value not above it.
 CREATE TABLE packs(
 	seg   INTEGER NOT NULL,

@@ -279,7 +279,7 @@ type writer struct {
 	begin, commitTx, rollback driver.Stmt
 	insertEvent               driver.Stmt
 	lookupSeq                 driver.Stmt
-	insertPostings            driver.Stmt
+	insertList                driver.Stmt
 	insertPack                driver.Stmt
 	upsertBlock               driver.Stmt
 	saveCursor                driver.Stmt
@@ -310,7 +310,7 @@ type writer struct {
 	flushTo  int
 	flushing bool
 
-	args    [4]driver.NamedValue // insertEvent arguments, reused
+	args    [5]driver.NamedValue // insertEvent (and flushChunk) arguments, reused
 	args2   [2]driver.NamedValue // two-argument statements, reused
 	seqDest [1]driver.Value
 }
@@ -388,7 +388,7 @@ func (w *writer) init(cacheMB int) error {
 		{&w.rollback, "ROLLBACK"},
 		{&w.insertEvent, insertEventSQL},
 		{&w.lookupSeq, "SELECT seq FROM events WHERE event_id = ?"},
-		{&w.insertPostings, "INSERT OR REPLACE INTO postings(seg, field, value, seqs) VALUES (?, ?, ?, ?)"},
+		{&w.insertList, "INSERT OR REPLACE INTO lists(seg, field, value, part, seqs) VALUES (?, ?, ?, ?, ?)"},
 		{&w.insertPack, "INSERT OR REPLACE INTO packs(seg, field, first, data) VALUES (?, ?, ?, ?)"},
 		{&w.upsertBlock, `INSERT INTO timeblocks(block, min_ts, max_ts) VALUES (?, ?, ?)
 			ON CONFLICT(block) DO UPDATE SET min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)`},
@@ -598,7 +598,7 @@ func (w *writer) checkpoint() error {
 
 func (w *writer) close() error {
 	for _, st := range []driver.Stmt{w.begin, w.commitTx, w.rollback, w.insertEvent,
-		w.lookupSeq, w.insertPostings, w.insertPack, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
+		w.lookupSeq, w.insertList, w.insertPack, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -701,7 +701,8 @@ func (w *writer) flushPending() bool {
 // in the transaction, in key order, and, with the last chunk, the segment
 // number from which postings are in memory. More closed segments waiting
 // make bigger chunks, so the flush keeps up with any ingest rate. Short
-// lists go into packs; a chunk ends between two packs (see packMaxOffs).
+// lists go into packs, long ones into parts; a chunk ends only where no
+// pack is open (see packMaxOffs).
 func (w *writer) flushChunk() error {
 	if !w.flushPending() {
 		return nil
@@ -724,35 +725,48 @@ func (w *writer) flushChunk() error {
 		pack = pack[:0]
 		return nil
 	}
+	if x.next == 0 {
+		// Rows a version before packs wrote before a crash: the segment is
+		// written out again into lists and packs.
+		if _, err := w.conn.Exec(`DELETE FROM postings WHERE seg = ?`, []driver.Value{int64(x.seg)}); err != nil {
+			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+		}
+	}
 	end := x.next
-	for ; end < len(x.keys) && (end < limit || len(pack) > 0); end++ {
+	for ; end < len(x.keys); end++ {
 		k := x.keys[end]
 		p := x.lists[k.f][k.v]
 		if p == nil {
 			continue // purged while the keys were being sorted
 		}
-		if len(p.offs) <= packMaxOffs {
-			if len(pack) > 0 && k.f != packField {
-				if err := writePack(); err != nil {
-					return err
-				}
+		small := len(p.offs) <= packMaxOffs
+		if len(pack) > 0 && (k.f != packField ||
+			small && len(packFirst)+len(pack)+packedSize(k.v, p.offs) > listRowBytes) {
+			if err := writePack(); err != nil {
+				return err
 			}
+		}
+		if len(pack) == 0 && end >= limit {
+			break
+		}
+		if small {
 			if len(pack) == 0 {
 				packField, packFirst = k.f, k.v
 			}
-			if pack = appendPacked(pack, k.v, p.offs); len(pack) >= packBytes {
-				if err := writePack(); err != nil {
-					return err
-				}
-			}
+			pack = appendPacked(pack, k.v, p.offs)
 			continue
 		}
-		w.encBuf = encodeList(w.encBuf[:0], p.offs)
-		a[1].Value, a[2].Value, a[3].Value = int64(k.f), []byte(k.v), w.encBuf
-		if err := execStmt(w.insertPostings, a[:4]); err != nil {
-			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+		a[1].Value, a[2].Value = int64(k.f), []byte(k.v)
+		for part, offs := 0, p.offs; len(offs) > 0; part++ {
+			var n int
+			w.encBuf, n = encodePart(w.encBuf[:0], offs, listRowBytes-len(k.v)-32)
+			offs = offs[n:]
+			a[3].Value, a[4].Value = int64(part), w.encBuf
+			if err := execStmt(w.insertList, a[:5]); err != nil {
+				return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+			}
+			w.walSince.Add(int64(len(k.v) + len(w.encBuf) + 16))
 		}
-		w.walSince.Add(int64(len(k.v) + len(w.encBuf) + 16))
 	}
 	if len(pack) > 0 { // the segment's last keys
 		if err := writePack(); err != nil {
@@ -794,6 +808,15 @@ func (w *writer) published() {
 	w.committed = w.last
 	w.flushing = false
 	clear(w.newKeys)
+}
+
+// hasLegacyPostings tells whether the postings table has rows.
+func (w *writer) hasLegacyPostings() (bool, error) {
+	n, err := queryInt(w.conn, `SELECT EXISTS (SELECT 1 FROM postings)`)
+	if err != nil {
+		return false, fmt.Errorf("read postings state: %w", err)
+	}
+	return n != 0, nil
 }
 
 // loadIndex builds the in-memory postings of every segment not yet written
