@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/vigilsec/vigil/internal/respond"
 )
@@ -125,7 +126,7 @@ func (q *decisionQueue) run(ctx context.Context, stop <-chan struct{}) {
 			}
 			continue
 		}
-		q.decide(ctx, batch)
+		q.decide(ctx, batch, stop)
 		q.mu.Lock()
 		q.done += uint64(len(batch))
 		close(q.progress)
@@ -134,20 +135,55 @@ func (q *decisionQueue) run(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
+// Retrying a batch whose append failed: the first wait, and the longest.
+var (
+	decideRetryMin = 100 * time.Millisecond
+	decideRetryMax = 5 * time.Second
+)
+
 // decide makes one batch of decisions and logs what became of each.
-func (q *decisionQueue) decide(ctx context.Context, batch []queuedDecision) {
+//
+// When the append to the log fails (the store refuses writes: disk full, an
+// I/O error), none of the batch was made. It is tried again, after
+// decideRetryMin doubling up to decideRetryMax, and until then the batch
+// is not done: a flush waits, so the detection cursor does not save a
+// position past the events of a decision not made, and detection stalls
+// (vigil_detect_lag_events grows) rather than lose it. Once stop is closed,
+// a failed batch is given up and logged as an error: the cursor stopped
+// first, and its last save timed out waiting for this batch, so after a
+// restart detection evaluates those events again.
+func (q *decisionQueue) decide(ctx context.Context, batch []queuedDecision, stop <-chan struct{}) {
 	ds := make([]respond.Decision, len(batch))
 	for i, b := range batch {
 		ds[i] = b.d
 	}
-	outs, _ := q.mgr.AddBatch(ctx, ds)
+	var outs []respond.AddOutcome
+	for wait := decideRetryMin; ; wait = min(2*wait, decideRetryMax) {
+		var err error
+		if outs, err = q.mgr.AddBatch(ctx, ds); err == nil {
+			break
+		}
+		select {
+		case <-stop:
+			q.log.Error("automatic responses not made: given up at shutdown; detection evaluates their events again at the next start",
+				"decisions", len(batch), "err", err)
+			return
+		default:
+		}
+		q.log.Warn("automatic responses not made yet: the log refused them; retrying",
+			"decisions", len(batch), "retry_in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-stop:
+		}
+	}
 	for i, o := range outs {
 		dec, rule := batch[i].d, batch[i].rule
 		switch {
 		case errors.Is(o.Err, respond.ErrAllowlisted):
 			q.log.Info("no automatic response: allowlisted", "rule", rule, "scope", dec.Scope, "value", dec.Value)
 		case o.Err != nil:
-			q.log.Warn("automatic response failed", "rule", rule, "scope", dec.Scope, "value", dec.Value, "err", o.Err)
+			q.log.Warn("automatic response refused", "rule", rule, "scope", dec.Scope, "value", dec.Value, "err", o.Err)
 		default:
 			got := o.Decision
 			q.log.Info("automatic response", "result", o.Result, "type", got.Type, "scope", got.Scope,

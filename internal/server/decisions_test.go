@@ -108,3 +108,83 @@ func TestDecisionQueueFlushHonoursContext(t *testing.T) {
 		t.Fatal("flush returned before the decision was made")
 	}
 }
+
+// failingLog is an Appender that refuses the first fails calls, as a store
+// with a full disk does, then keeps what it is given.
+type failingLog struct {
+	mu     sync.Mutex
+	fails  int
+	calls  int
+	events []event.Event
+}
+
+func (l *failingLog) Append(ctx context.Context, evs []event.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if l.calls <= l.fails {
+		return fmt.Errorf("append: disk full (call %d)", l.calls)
+	}
+	l.events = append(l.events, evs...)
+	return nil
+}
+
+// A batch the log refuses is tried again, and a flush waits for it: the
+// detection cursor cannot save a position past a decision not made.
+func TestDecisionQueueRetriesFailedAppend(t *testing.T) {
+	defer func(a, b time.Duration) { decideRetryMin, decideRetryMax = a, b }(decideRetryMin, decideRetryMax)
+	decideRetryMin, decideRetryMax = 10*time.Millisecond, 40*time.Millisecond
+	log := &failingLog{fails: 4}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mgr, err := respond.NewManager(respond.Config{}, respond.Options{Append: log.Append, Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newDecisionQueue(mgr, discard)
+	ctx := context.Background()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		q.run(ctx, stop)
+	}()
+	d := respond.Decision{Scope: "ip", Value: "203.0.113.9", Origin: "rule", Until: time.Now().Add(time.Hour)}
+	if err := q.add(ctx, d, "rule"); err != nil {
+		t.Fatal(err)
+	}
+	// While the log refuses it, a flush does not return.
+	short, cancel := context.WithTimeout(ctx, 15*time.Millisecond)
+	defer cancel()
+	if err := q.flush(short); err == nil {
+		t.Fatal("flush returned while the log refused the decision")
+	}
+	if err := q.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	calls, made := log.calls, len(log.events)
+	log.mu.Unlock()
+	if calls != 5 || made != 1 {
+		t.Errorf("%d appends, %d events kept; want the fifth append to keep the decision", calls, made)
+	}
+	if got, ok := mgr.Check(netip.MustParseAddr("203.0.113.9"), ""); !ok || got.Origin != "rule" {
+		t.Errorf("decision not in force after the retries: %+v, %v", got, ok)
+	}
+
+	// At shutdown a batch the log still refuses is given up: run returns.
+	log.mu.Lock()
+	log.fails = 1 << 30
+	log.mu.Unlock()
+	if err := q.add(ctx, respond.Decision{Scope: "ip", Value: "203.0.113.10", Origin: "rule"}, "rule"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return after stop while the log refused a batch")
+	}
+	if _, ok := mgr.Check(netip.MustParseAddr("203.0.113.10"), ""); ok {
+		t.Error("a refused decision is in force")
+	}
+}
