@@ -113,3 +113,40 @@ func TestCLIDemo(t *testing.T) {
 		t.Errorf("no scanner probe of /.env")
 	}
 }
+
+func TestCLIToken(t *testing.T) {
+	startServer(t)
+	out, errs, code := vigil(t, "token", "create", "shop-shipper", "--role", "ingest")
+	tok := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(tok, "vgl_") || !strings.Contains(errs, "shown once") {
+		t.Fatalf("create: %d %q %q", code, out, errs)
+	}
+	// The ingest token sends events and cannot search.
+	file := filepath.Join(t.TempDir(), "e.ndjson")
+	os.WriteFile(file, []byte(`{"event":{"id":"t1"},"message":"hello"}`+"\n"), 0o600)
+	if out, errs, code := vigil(t, "send", "--token", tok, file); code != 0 {
+		t.Errorf("send with the ingest token: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := vigil(t, "search", "--token", tok, "hello"); code == 0 || !strings.Contains(errs, "may not GET") {
+		t.Errorf("search with the ingest token: %d %q", code, errs)
+	}
+	out, errs, code = vigil(t, "token", "list")
+	if code != 0 || !strings.Contains(out, "shop-shipper") || !strings.Contains(out, "ingest") || strings.Contains(out, tok) {
+		t.Errorf("list: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := vigil(t, "token", "create", "x", "--role", "root"); code == 0 || !strings.Contains(errs, "unknown role") {
+		t.Errorf("bad role: %d %q", code, errs)
+	}
+	if _, _, code := vigil(t, "token", "create", "x"); code != 2 {
+		t.Errorf("create without --role: exit %d, want 2", code)
+	}
+	if out, errs, code := vigil(t, "token", "revoke", "shop-shipper"); code != 0 || !strings.Contains(out, "revoked") {
+		t.Errorf("revoke: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := vigil(t, "token", "revoke", "admin"); code == 0 || !strings.Contains(errs, "last admin") {
+		t.Errorf("revoke the last admin: %d %q", code, errs)
+	}
+	if _, _, code := vigil(t, "send", "--token", tok, file); code == 0 {
+		t.Error("send with a revoked token succeeded")
+	}
+}

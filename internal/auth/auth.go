@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,66 @@ import (
 // TokenPrefix starts every token Vigil issues, so that secret scanners and
 // people can recognise one.
 const TokenPrefix = "vgl_"
+
+// Roles a token can hold; an Entry's Role is one of them or several joined
+// by commas ("ingest,read"). Give applications the least they need: a
+// shipper embedded in an application holds its token, and whoever takes
+// over the application takes the token too.
+const (
+	RoleAdmin  = "admin"  // everything, including managing tokens
+	RoleIngest = "ingest" // send events (POST /api/v1/events) and nothing else
+	RoleRead   = "read"   // GET and HEAD: search, alerts, decisions and their stream, metrics, proofs
+)
+
+// CheckRole reports whether role is a valid Role: known roles, comma
+// separated, each once.
+func CheckRole(role string) error {
+	if role == "" {
+		return errors.New("empty role: want admin, ingest, read, or several joined by commas")
+	}
+	seen := map[string]bool{}
+	for _, r := range strings.Split(role, ",") {
+		switch r {
+		case RoleAdmin, RoleIngest, RoleRead:
+		default:
+			return fmt.Errorf("unknown role %q: want admin, ingest or read", r)
+		}
+		if seen[r] {
+			return fmt.Errorf("role %q given twice", r)
+		}
+		seen[r] = true
+	}
+	return nil
+}
+
+// has reports whether the entry holds role r.
+func (e Entry) has(r string) bool {
+	for _, x := range strings.Split(e.Role, ",") {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Allows reports whether the token may make a request with this method to
+// this path. Managing tokens (/api/v1/tokens) and profiling (/debug/) need
+// admin whatever the method.
+func (e Entry) Allows(method, path string) bool {
+	if e.has(RoleAdmin) {
+		return true
+	}
+	if path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/") || strings.HasPrefix(path, "/debug/") {
+		return false
+	}
+	switch {
+	case e.has(RoleIngest) && method == http.MethodPost && path == "/api/v1/events":
+		return true
+	case e.has(RoleRead) && (method == http.MethodGet || method == http.MethodHead):
+		return true
+	}
+	return false
+}
 
 // Entry is one stored token.
 type Entry struct {
@@ -80,11 +141,98 @@ func (t *Tokens) Len() int {
 	return len(t.entries)
 }
 
+// MaxNameBytes bounds a token's name.
+const MaxNameBytes = 64
+
+// CheckName reports whether name is a valid token name: 1 to 64 letters,
+// digits, '.', '_' or '-'.
+func CheckName(name string) error {
+	if name == "" || len(name) > MaxNameBytes {
+		return fmt.Errorf("name must be 1 to %d characters", MaxNameBytes)
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("name %q: only letters, digits, '.', '_' and '-'", name)
+		}
+	}
+	return nil
+}
+
+// ErrExists and ErrNotFound are returned by Create and Remove.
+var (
+	ErrExists    = errors.New("a token with this name exists")
+	ErrNotFound  = errors.New("no token with this name")
+	ErrLastAdmin = errors.New("the last admin token cannot be revoked: create another admin token first")
+)
+
+// Create makes a new token for name and role, stores its hash and returns
+// the token (shown once). A name in use is refused with ErrExists.
+func (t *Tokens) Create(name, role string) (string, Entry, error) {
+	if err := CheckName(name); err != nil {
+		return "", Entry{}, err
+	}
+	if err := CheckRole(role); err != nil {
+		return "", Entry{}, err
+	}
+	tok := NewToken()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.entries {
+		if e.Name == name {
+			return "", Entry{}, fmt.Errorf("token %q: %w", name, ErrExists)
+		}
+	}
+	e := Entry{Name: name, Role: role, Hash: hashToken(tok), Created: time.Now().UTC()}
+	t.entries = append(t.entries, e)
+	if err := t.save(); err != nil {
+		t.entries = t.entries[:len(t.entries)-1]
+		return "", Entry{}, err
+	}
+	return tok, e, nil
+}
+
+// Remove revokes the token called name and returns its entry. The last
+// admin token is kept (ErrLastAdmin): nobody could manage tokens after.
+func (t *Tokens) Remove(name string) (Entry, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := slices.IndexFunc(t.entries, func(e Entry) bool { return e.Name == name })
+	if i < 0 {
+		return Entry{}, fmt.Errorf("token %q: %w", name, ErrNotFound)
+	}
+	e := t.entries[i]
+	if e.has(RoleAdmin) && !slices.ContainsFunc(t.entries, func(o Entry) bool { return o.Name != name && o.has(RoleAdmin) }) {
+		return Entry{}, ErrLastAdmin
+	}
+	old := t.entries
+	t.entries = slices.Delete(slices.Clone(t.entries), i, i+1)
+	if err := t.save(); err != nil {
+		t.entries = old
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// List returns the stored entries, by name, without their hashes.
+func (t *Tokens) List() []Entry {
+	t.mu.RLock()
+	out := slices.Clone(t.entries)
+	t.mu.RUnlock()
+	for i := range out {
+		out[i].Hash = ""
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // Add stores the hash of tok under name and role and saves the file.
 // Adding a token whose name exists replaces that entry.
 func (t *Tokens) Add(name, role, tok string) error {
 	if len(tok) < 16 {
 		return errors.New("token must be at least 16 characters")
+	}
+	if err := CheckRole(role); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -160,14 +308,22 @@ func BearerToken(r *http.Request) (string, bool) {
 }
 
 // Require wraps next so that it runs only for a request carrying a valid
-// bearer token; others get 401 with a JSON error. onFail, when set, is
-// called for each refused request (for metrics).
+// bearer token whose role allows it (Entry.Allows); others get 401 (no or
+// unknown token) or 403 (not allowed) with a JSON error. onFail, when set,
+// is called for each refused request (for metrics).
 func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := BearerToken(r)
 		msg := "missing bearer token: send Authorization: Bearer <token>"
 		if ok {
 			if e, valid := t.Check(tok); valid {
+				if !e.Allows(r.Method, r.URL.Path) {
+					if onFail != nil {
+						onFail()
+					}
+					httperr.Msg(w, http.StatusForbidden, fmt.Sprintf("token %q (role %s) may not %s %s", e.Name, e.Role, r.Method, r.URL.Path))
+					return
+				}
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
 				return
 			}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,5 +68,99 @@ func TestRequire(t *testing.T) {
 	}
 	if fails != 3 {
 		t.Errorf("onFail called %d times, want 3", fails)
+	}
+}
+
+func TestRoles(t *testing.T) {
+	for _, c := range []struct {
+		role, method, path string
+		want               bool
+	}{
+		{"admin", "DELETE", "/api/v1/decisions/x", true},
+		{"admin", "POST", "/api/v1/tokens", true},
+		{"ingest", "POST", "/api/v1/events", true},
+		{"ingest", "GET", "/api/v1/events", false},
+		{"ingest", "POST", "/api/v1/decisions", false},
+		{"ingest", "GET", "/metrics", false},
+		{"read", "GET", "/api/v1/events", true},
+		{"read", "HEAD", "/api/v1/alerts", true},
+		{"read", "GET", "/api/v1/decisions/stream", true},
+		{"read", "POST", "/api/v1/events", false},
+		{"read", "DELETE", "/api/v1/decisions/x", false},
+		{"read", "GET", "/api/v1/tokens", false},
+		{"read", "GET", "/api/v1/tokens/admin", false},
+		{"read", "GET", "/debug/pprof/", false},
+		{"ingest,read", "POST", "/api/v1/events", true},
+		{"ingest,read", "GET", "/api/v1/decisions/stream", true},
+		{"ingest,read", "POST", "/api/v1/alerts/x/ack", false},
+	} {
+		if got := (Entry{Name: "t", Role: c.role}).Allows(c.method, c.path); got != c.want {
+			t.Errorf("role %s: %s %s allowed = %v, want %v", c.role, c.method, c.path, got, c.want)
+		}
+	}
+	for _, bad := range []string{"", "root", "read,read", "read,", "Admin"} {
+		if CheckRole(bad) == nil {
+			t.Errorf("role %q accepted", bad)
+		}
+	}
+}
+
+func TestCreateRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	tokens, _ := Load(path)
+	if err := tokens.Add("admin", "admin", NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	tok, e, err := tokens.Create("shop-shipper", "ingest")
+	if err != nil || e.Role != "ingest" || !strings.HasPrefix(tok, TokenPrefix) {
+		t.Fatalf("Create = %q, %+v, %v", tok, e, err)
+	}
+	if _, _, err := tokens.Create("shop-shipper", "read"); !errors.Is(err, ErrExists) {
+		t.Errorf("second token of the same name: %v", err)
+	}
+	for _, c := range [][2]string{{"", "read"}, {"a b", "read"}, {strings.Repeat("x", 65), "read"}, {"ok", "root"}} {
+		if _, _, err := tokens.Create(c[0], c[1]); err == nil {
+			t.Errorf("Create(%q, %q) accepted", c[0], c[1])
+		}
+	}
+	again, _ := Load(path)
+	if got, ok := again.Check(tok); !ok || got.Name != "shop-shipper" || got.Role != "ingest" {
+		t.Fatalf("created token not accepted after reload: %+v %v", got, ok)
+	}
+	for _, e := range again.List() {
+		if e.Hash != "" {
+			t.Errorf("List shows the hash of %s", e.Name)
+		}
+	}
+	if _, err := again.Remove("admin"); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("removing the last admin token: %v", err)
+	}
+	if _, err := again.Remove("nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removing an unknown token: %v", err)
+	}
+	if _, err := again.Remove("shop-shipper"); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := Load(path)
+	if _, ok := third.Check(tok); ok {
+		t.Error("revoked token still accepted after reload")
+	}
+}
+
+func TestRequireRole(t *testing.T) {
+	tokens, _ := Load(filepath.Join(t.TempDir(), "t.json"))
+	tok, _, _ := tokens.Create("reader", "read")
+	h := tokens.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }), nil)
+	for method, want := range map[string]int{"GET": 204, "POST": 403} {
+		r := httptest.NewRequest(method, "/api/v1/events", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("%s with a read token: %d, want %d", method, w.Code, want)
+		}
+		if want == 403 && !strings.Contains(w.Body.String(), `may not POST /api/v1/events`) {
+			t.Errorf("403 body %q", w.Body.String())
+		}
 	}
 }

@@ -3,7 +3,10 @@
 package httperr
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 )
@@ -45,4 +48,31 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// DecodeBody reads r's body, at most max bytes, as one JSON object into v,
+// refusing unknown fields and anything after the object. On failure it
+// answers (413 past max, 400 otherwise, the message starting with what)
+// and returns false.
+func DecodeBody(w http.ResponseWriter, r *http.Request, max int64, what string, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		Msg(w, http.StatusBadRequest, "read body: "+err.Error())
+		return false
+	}
+	if int64(len(body)) > max {
+		Msg(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s larger than %d bytes", what, max))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		Msg(w, http.StatusBadRequest, what+": "+err.Error())
+		return false
+	}
+	if dec.More() {
+		Msg(w, http.StatusBadRequest, what+": more than one JSON value in the body")
+		return false
+	}
+	return true
 }

@@ -1,11 +1,9 @@
 package retention
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -94,20 +92,8 @@ func (a *HoldAPI) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *HoldAPI) add(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxHoldBody+1))
-	if err != nil {
-		httperr.Msg(w, http.StatusBadRequest, "read body: "+err.Error())
-		return
-	}
-	if len(body) > maxHoldBody {
-		httperr.Msg(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("hold larger than %d bytes", maxHoldBody))
-		return
-	}
 	var h Hold
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil {
-		httperr.Msg(w, http.StatusBadRequest, "hold: "+err.Error())
+	if !httperr.DecodeBody(w, r, maxHoldBody, "hold", &h) {
 		return
 	}
 	if a.fixed[h.ID] {

@@ -252,6 +252,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		mux.Handle("POST /api/v1/keys/rotate", s.requireToken(http.HandlerFunc(s.rotateKey)))
 	}
 	events.Register(mux, s.requireToken)
+	s.registerTokens(mux)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

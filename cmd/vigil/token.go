@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+)
+
+const tokenUsage = `Usage: vigil token COMMAND [flags]
+
+API tokens: create one for an application or a dashboard with only the role
+it needs, list them, revoke one. Needs an admin token (VIGIL_TOKEN).
+
+Roles (join several with commas, e.g. ingest,read):
+  admin    everything, including managing tokens
+  ingest   send events (POST /api/v1/events) and nothing else: for shippers
+  read     GET requests: search, alerts, decisions and their stream, metrics
+
+Commands:
+  create NAME --role ROLE   create a token; it is printed once, only its hash is kept
+  list                      list the tokens (names, roles, creation times)
+  revoke NAME               revoke a token (the last admin token cannot be revoked)
+
+Examples:
+  vigil token create shop-shipper --role ingest
+  vigil token create grafana --role read
+  vigil token revoke shop-shipper
+`
+
+func runToken(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, tokenUsage)
+		return usageError{errors.New("missing command: create, list or revoke")}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, tokenUsage)
+		return nil
+	case "create":
+		return tokenCreate(args[1:], stdout, stderr)
+	case "list", "ls":
+		return tokenList(args[1:], stdout, stderr)
+	case "revoke", "rm":
+		return tokenRevoke(args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Errorf("unknown command %q: want create, list or revoke", args[0])}
+}
+
+type tokenInfo struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Created string `json:"created"`
+	Token   string `json:"token,omitempty"`
+}
+
+func tokenCreate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token create", "NAME --role admin|ingest|read[,…]", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	role := fs.String("role", "", "the token's role: admin, ingest or read, or several joined by commas (required)")
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 || *role == "" {
+		return usageError{errors.New("give one NAME and --role")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var got tokenInfo
+	if err := c.Call(context.Background(), http.MethodPost, "/api/v1/tokens", map[string]string{"name": words[0], "role": *role}, &got); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "token %s created with role %s; it is shown once, store it now:\n", got.Name, got.Role)
+	fmt.Fprintln(stdout, got.Token)
+	return nil
+}
+
+func tokenList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token list", "", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) > 0 {
+		return usageError{errors.New("list takes no arguments")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var got struct{ Tokens []tokenInfo }
+	if err := c.Call(context.Background(), http.MethodGet, "/api/v1/tokens", nil, &got); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+	for _, t := range got.Tokens {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Role, t.Created)
+	}
+	return tw.Flush()
+}
+
+func tokenRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token revoke", "NAME", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 {
+		return usageError{errors.New("give the NAME of one token (see 'vigil token list')")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var got tokenInfo
+	if err := c.Call(context.Background(), http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(words[0]), nil, &got); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked: token %s (role %s)\n", got.Name, got.Role)
+	return nil
+}

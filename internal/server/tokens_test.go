@@ -1,0 +1,122 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// call makes one API request with token and returns the status and body.
+func call(t *testing.T, method, u, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTokenRoles creates an ingest and a read token through the API and
+// checks what each may do, that both changes are in the log, and that a
+// revoked token stops working.
+func TestTokenRoles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	r := start(t, dir, nil)
+	create := func(name, role string) string {
+		t.Helper()
+		code, body := call(t, "POST", r.url+"/api/v1/tokens", testToken, `{"name":"`+name+`","role":"`+role+`"}`)
+		if code != 201 {
+			t.Fatalf("create %s: %d %s", name, code, body)
+		}
+		var v struct{ Token, Role string }
+		json.Unmarshal([]byte(body), &v)
+		if v.Role != role || !strings.HasPrefix(v.Token, "vgl_") {
+			t.Fatalf("create %s: %s", name, body)
+		}
+		return v.Token
+	}
+	ingest := create("shop-shipper", "ingest")
+	read := create("grafana", "read")
+
+	event := `{"event":{"id":"r-1","action":"authn_login_fail"},"message":"login failed"}` + "\n"
+	for _, c := range []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"POST", "/api/v1/events", ingest, event, 200},
+		{"GET", "/api/v1/events", ingest, "", 403},
+		{"GET", "/metrics", ingest, "", 403},
+		{"POST", "/api/v1/decisions", ingest, `{"scope":"ip","value":"203.0.113.5"}`, 403},
+		{"GET", "/api/v1/events", read, "", 200},
+		{"GET", "/api/v1/decisions", read, "", 200},
+		{"GET", "/metrics", read, "", 200},
+		{"POST", "/api/v1/events", read, event, 403},
+		{"POST", "/api/v1/decisions", read, `{"scope":"ip","value":"203.0.113.5"}`, 403},
+		{"GET", "/api/v1/tokens", read, "", 403},
+		{"POST", "/api/v1/tokens", read, `{"name":"x","role":"admin"}`, 403},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"grafana","role":"read"}`, 409},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"root"}`, 400},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x y","role":"read"}`, 400},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","extra":1}`, 400},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"` + strings.Repeat("r", 5000) + `"}`, 413},
+		{"DELETE", "/api/v1/tokens/admin", testToken, "", 409},
+		{"DELETE", "/api/v1/tokens/nobody", testToken, "", 404},
+	} {
+		code, body := call(t, c.method, r.url+c.path, c.token, c.body)
+		if code != c.want {
+			who := "admin"
+			if c.token == ingest {
+				who = "ingest"
+			} else if c.token == read {
+				who = "read"
+			}
+			t.Errorf("%s %s with the %s token: %d %s, want %d", c.method, c.path, who, code, body, c.want)
+		}
+	}
+	code, body := call(t, "GET", r.url+"/api/v1/tokens", testToken, "")
+	if code != 200 || !strings.Contains(body, `"name":"shop-shipper","role":"ingest"`) || strings.Contains(body, "sha256") || strings.Contains(body, ingest) {
+		t.Errorf("list: %d %s", code, body)
+	}
+	if code, body := call(t, "DELETE", r.url+"/api/v1/tokens/shop-shipper", testToken, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if code, _ := call(t, "POST", r.url+"/api/v1/events", ingest, event); code != 401 {
+		t.Errorf("revoked token: %d, want 401", code)
+	}
+	// Both changes are in the log, by the admin token; no token is.
+	code, m := get(t, r.url, "/api/v1/events", url.Values{"q": {"token"}, "limit": {"10"}})
+	b, _ := json.Marshal(m)
+	for _, want := range []string{"authn_token_created", "authn_token_revoked", "token shop-shipper created with role ingest by admin"} {
+		if code != 200 || !bytes.Contains(b, []byte(want)) {
+			t.Errorf("log lacks %q: %d %s", want, code, b)
+		}
+	}
+	r.stop()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		for _, tok := range []string{ingest, read} {
+			if bytes.Contains(data, []byte(tok)) || bytes.Contains(data, []byte(tok[4:])) {
+				t.Errorf("%s holds a token", p)
+			}
+		}
+		return nil
+	})
+}
