@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/server/servertest"
 )
 
@@ -148,5 +152,46 @@ func TestCLIToken(t *testing.T) {
 	}
 	if _, _, code := vigil(t, "send", "--token", tok, file); code == 0 {
 		t.Error("send with a revoked token succeeded")
+	}
+}
+
+func TestCLIKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeKey := func(name string) string {
+		key := make([]byte, 32)
+		rand.Read(key)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := config.Default()
+	if err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nencryption:\n  enabled: true\n  master_key_file: %s\n",
+		filepath.Join(dir, "data"), writeKey("old.key")), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	v := servertest.StartConfig(t, cfg, cliToken)
+	t.Setenv("VIGIL_URL", v.URL)
+	t.Setenv("VIGIL_TOKEN", cliToken)
+	out, errs, code := vigil(t, "keys")
+	if code != 0 || !strings.Contains(out, "FINGERPRINT") {
+		t.Fatalf("keys: %d %q %q", code, out, errs)
+	}
+	first := strings.Fields(strings.Split(out, "\n")[1])[0]
+	if out, errs, code := vigil(t, "keys", "rotate"); code != 0 || !strings.Contains(out, "new events are encrypted with key") {
+		t.Fatalf("rotate: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := vigil(t, "keys", "shred", first); code != 2 || !strings.Contains(errs, "--yes") {
+		t.Errorf("shred without --yes: %d %q", code, errs)
+	}
+	if out, errs, code := vigil(t, "keys", "shred", first, "--yes"); code != 0 || !strings.Contains(out, "shredded") || strings.Contains(out, first+"  ") {
+		t.Errorf("shred: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := vigil(t, "keys", "change-master"); code != 2 || !strings.Contains(errs, "--new-key-file") {
+		t.Errorf("change-master without a file: %d %q", code, errs)
+	}
+	if out, errs, code := vigil(t, "keys", "change-master", "--new-key-file", writeKey("new.key")); code != 0 || !strings.Contains(out, "master_key_file") {
+		t.Errorf("change-master: %d %q %q", code, out, errs)
 	}
 }

@@ -123,3 +123,102 @@ encryption:
 		t.Errorf("start without keys.json: %v", err)
 	}
 }
+
+// TestShredAndChangeMasterKey shreds an old data key (its fields stay
+// sealed for good, the rest reads in clear), changes the master key
+// through the API, and starts Vigil again: the old master key no longer
+// opens the keyring, the new one does.
+func TestShredAndChangeMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	writeKey := func(name string, mode os.FileMode) string {
+		t.Helper()
+		key := make([]byte, 32)
+		rand.Read(key)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString(key)), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	oldKey, newKey := writeKey("old.key", 0o600), writeKey("new.key", 0o600)
+	dataDir := filepath.Join(dir, "data")
+	cfgFor := func(keyFile string) config.Config {
+		cfg := config.Default()
+		if err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nencryption:\n  enabled: true\n  master_key_file: %s\n", dataDir, keyFile), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	const token = "vgl_shred-test-token-0123456789"
+	v := servertest.StartConfig(t, cfgFor(oldKey), token)
+	c := client.New(v.URL, token)
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		return v.Do(t, method, path, token, body)
+	}
+	send := func(id, secret string) {
+		t.Helper()
+		line := fmt.Sprintf(`{"event":{"id":%q,"action":"http_request"},"url":{"path":"/pay"},"http":{"request":{"body":{"content":"card=%s"}}},"message":"payment"}`, id, secret)
+		if _, err := c.Send(context.Background(), []byte(line+"\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("s-1", "first-secret-3b7")
+	var first string
+	if code, body := call("GET", "/api/v1/keys", ""); code == 200 {
+		first = body[strings.Index(body, `"id":"`)+6:][:12]
+	}
+	if code, body := call("POST", "/api/v1/keys/rotate", ""); code != 200 {
+		t.Fatalf("rotate: %d %s", code, body)
+	}
+	send("s-2", "second-secret-9c1")
+	_, keys := call("GET", "/api/v1/keys", "")
+	current := keys[strings.Index(keys, `"current":"`)+11:][:12]
+
+	for _, c := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/v1/keys/" + first + "/shred", `{}`, 400},
+		{"/api/v1/keys/" + first + "/shred", `{"confirm":"` + current + `"}`, 400},
+		{"/api/v1/keys/" + current + "/shred", `{"confirm":"` + current + `"}`, 409},
+		{"/api/v1/keys/000000000000/shred", `{"confirm":"000000000000"}`, 404},
+		{"/api/v1/keys/master", `{"master_key_file":"new.key"}`, 400},
+		{"/api/v1/keys/master", `{"master_key_file":"` + writeKey("open.key", 0o644) + `"}`, 400},
+		{"/api/v1/keys/master", `{"master_key_file":"` + filepath.Join(dataDir, "tokens.json") + `"}`, 400},
+		{"/api/v1/keys/master", `{"master_key_file":"` + dir + `/nope.key"}`, 400},
+	} {
+		if code, body := call("POST", c.path, c.body); code != c.want {
+			t.Errorf("POST %s %s: %d %s, want %d", c.path, c.body, code, body, c.want)
+		}
+	}
+	if code, body := call("POST", "/api/v1/keys/"+first+"/shred", `{"confirm":"`+first+`"}`); code != 200 || strings.Contains(body, first) {
+		t.Fatalf("shred: %d %s", code, body)
+	}
+	// The shredded key's field stays sealed; the other reads in clear.
+	_, found := call("GET", "/api/v1/events?path=/pay", "")
+	if strings.Contains(found, "first-secret-3b7") || !strings.Contains(found, "vigil:enc:v1:"+first) || !strings.Contains(found, "second-secret-9c1") {
+		t.Errorf("after shredding %s: %s", first, found)
+	}
+	if code, body := call("POST", "/api/v1/keys/master", `{"master_key_file":"`+newKey+`"}`); code != 200 || !strings.Contains(body, "before the next start") {
+		t.Fatalf("change master key: %d %s", code, body)
+	}
+	for _, action := range []string{"vigil_key_shredded", "vigil_master_key_changed"} {
+		res, err := c.Search(context.Background(), url.Values{"action": {action}})
+		if err != nil || len(res.Events) != 1 {
+			t.Errorf("%s in the log: %v, %v", action, res.Events, err)
+		}
+	}
+	v.Stop()
+
+	if _, err := server.New(cfgFor(oldKey), server.Options{AdminToken: token, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "wrong master key") {
+		t.Errorf("start with the old master key: %v", err)
+	}
+	v = servertest.StartConfig(t, cfgFor(newKey), token)
+	c = client.New(v.URL, token)
+	res, err := c.Search(context.Background(), url.Values{"path": {"/pay"}})
+	if err != nil || len(res.Events) != 2 || !strings.Contains(string(res.Events[0].Event)+string(res.Events[1].Event), "second-secret-9c1") {
+		t.Errorf("after a restart with the new master key: %v, %v", res.Events, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -105,18 +106,110 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
 		if k.ID != id {
 			continue
 		}
-		who, _ := auth.FromContext(r.Context())
-		err := s.appendAudit(r.Context(), map[string]any{
-			"event":   map[string]any{"kind": "event", "category": "configuration", "type": "creation", "action": "vigil_key_rotated", "outcome": "success"},
-			"user":    map[string]any{"name": who.Name},
-			"vigil":   map[string]any{"key": map[string]any{"id": k.ID, "fingerprint": k.Fingerprint}},
-			"message": "data key " + k.ID + " made; new events are encrypted with it",
-		})
-		if err != nil {
-			s.log.Error("record key rotation in the log", "err", err)
-		}
+		s.auditKey(r, "vigil_key_rotated", "creation", map[string]any{"id": k.ID, "fingerprint": k.Fingerprint},
+			"data key "+k.ID+" made; new events are encrypted with it")
 	}
 	httperr.JSON(w, http.StatusOK, map[string]any{"current": id, "keys": s.keys()})
+}
+
+// maxKeyRequest bounds the body of the key routes.
+const maxKeyRequest = 4 << 10
+
+// shredKey deletes a data key from the keyring (crypto-shredding): the
+// fields it sealed can never be read again, while the events and the
+// integrity log stay whole. The body repeats the key's ID, {"confirm": ID}:
+// there is no undo.
+func (s *Server) shredKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req struct {
+		Confirm string `json:"confirm"`
+	}
+	if !httperr.DecodeBody(w, r, maxKeyRequest, "shred", &req) {
+		return
+	}
+	if req.Confirm != id {
+		httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf(`shredding a key cannot be undone: send {"confirm": %q}`, id))
+		return
+	}
+	i := slices.IndexFunc(s.keys(), func(k keyInfo) bool { return k.ID == id })
+	switch {
+	case i < 0:
+		httperr.Msg(w, http.StatusNotFound, fmt.Sprintf("no data key %q", id))
+		return
+	case s.keys()[i].Current:
+		httperr.Msg(w, http.StatusConflict, fmt.Sprintf("data key %q is the current key: rotate first", id))
+		return
+	}
+	k := s.keys()[i]
+	if err := s.enc.Keyring().Shred(id); err != nil {
+		httperr.Msg(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Warn("data key shredded", "key", id)
+	s.auditKey(r, "vigil_key_shredded", "deletion", map[string]any{"id": k.ID, "fingerprint": k.Fingerprint},
+		"data key "+k.ID+" shredded: the fields it encrypted can no longer be read")
+	httperr.JSON(w, http.StatusOK, map[string]any{"current": s.enc.Keyring().Current(), "keys": s.keys()})
+}
+
+// changeMasterKey wraps every data key again under the master key in the
+// file the request names, which the server reads as it reads
+// encryption.master_key_file (32 bytes in base64, mode 0600 or stricter,
+// outside the data directory). The events do not change; afterwards only
+// the new master key opens keys.json, so the configuration must name it
+// before the next start.
+func (s *Server) changeMasterKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		File string `json:"master_key_file"`
+	}
+	if !httperr.DecodeBody(w, r, maxKeyRequest, "master key change", &req) {
+		return
+	}
+	if req.File == "" || !filepath.IsAbs(req.File) {
+		httperr.Msg(w, http.StatusBadRequest, `want {"master_key_file": "/absolute/path"} naming a file on the server`)
+		return
+	}
+	dataDir, err := filepath.Abs(s.cfg.DataDir)
+	if err != nil {
+		httperr.Msg(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if rel, err := filepath.Rel(dataDir, filepath.Clean(req.File)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		httperr.Msg(w, http.StatusBadRequest, "the master key must be kept outside the data directory (and its backups)")
+		return
+	}
+	key, err := crypt.LoadMasterKey(req.File, "")
+	if err != nil {
+		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.enc.Keyring().ChangeMasterKey(key); err != nil {
+		httperr.Msg(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	clear(key)
+	s.log.Warn("master key changed: set encryption.master_key_file (or master_key_env) to the new key before the next start", "file", req.File)
+	s.auditKey(r, "vigil_master_key_changed", "change", nil, "data keys wrapped again under a new master key")
+	httperr.JSON(w, http.StatusOK, map[string]any{
+		"changed": true,
+		"next":    "set encryption.master_key_file to " + req.File + " (or master_key_env to a variable holding it) before the next start: the old master key no longer opens keys.json",
+	})
+}
+
+// auditKey records a key operation in the log with the token that made it.
+// The operation is done either way; a failure to record it is logged.
+func (s *Server) auditKey(r *http.Request, action, typ string, key map[string]any, msg string) {
+	who, _ := auth.FromContext(r.Context())
+	doc := map[string]any{
+		"event":   map[string]any{"kind": "event", "category": "configuration", "type": typ, "action": action, "outcome": "success"},
+		"user":    map[string]any{"name": who.Name},
+		"message": msg + " (by " + who.Name + ")",
+	}
+	if key != nil {
+		doc["vigil"] = map[string]any{"key": key}
+	}
+	if err := s.appendAudit(r.Context(), doc); err != nil {
+		s.log.Error("record key operation in the log", "action", action, "err", err)
+	}
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -250,6 +343,8 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		events.Decrypt = s.decrypt
 		mux.Handle("GET /api/v1/keys", s.requireToken(http.HandlerFunc(s.listKeys)))
 		mux.Handle("POST /api/v1/keys/rotate", s.requireToken(http.HandlerFunc(s.rotateKey)))
+		mux.Handle("POST /api/v1/keys/{id}/shred", s.requireToken(http.HandlerFunc(s.shredKey)))
+		mux.Handle("POST /api/v1/keys/master", s.requireToken(http.HandlerFunc(s.changeMasterKey)))
 	}
 	events.Register(mux, s.requireToken)
 	s.registerTokens(mux)

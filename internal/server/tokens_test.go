@@ -1,45 +1,30 @@
-package server
+package server_test
 
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// call makes one API request with token and returns the status and body.
-func call(t *testing.T, method, u, token, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	"github.com/vigilsec/vigil/internal/server/servertest"
+)
 
 // TestTokenRoles creates an ingest and a read token through the API and
 // checks what each may do, that both changes are in the log, and that a
 // revoked token stops working.
 func TestTokenRoles(t *testing.T) {
+	const testToken = "vgl_token-roles-test-0123456789"
 	dir := filepath.Join(t.TempDir(), "data")
-	r := start(t, dir, nil)
+	v := servertest.Start(t, dir, "127.0.0.1:0", testToken)
+	call := func(method, path, token, body string) (int, string) {
+		t.Helper()
+		return v.Do(t, method, path, token, body)
+	}
 	create := func(name, role string) string {
 		t.Helper()
-		code, body := call(t, "POST", r.url+"/api/v1/tokens", testToken, `{"name":"`+name+`","role":"`+role+`"}`)
+		code, body := call("POST", "/api/v1/tokens", testToken, `{"name":"`+name+`","role":"`+role+`"}`)
 		if code != 201 {
 			t.Fatalf("create %s: %d %s", name, code, body)
 		}
@@ -77,7 +62,7 @@ func TestTokenRoles(t *testing.T) {
 		{"DELETE", "/api/v1/tokens/admin", testToken, "", 409},
 		{"DELETE", "/api/v1/tokens/nobody", testToken, "", 404},
 	} {
-		code, body := call(t, c.method, r.url+c.path, c.token, c.body)
+		code, body := call(c.method, c.path, c.token, c.body)
 		if code != c.want {
 			who := "admin"
 			if c.token == ingest {
@@ -88,25 +73,24 @@ func TestTokenRoles(t *testing.T) {
 			t.Errorf("%s %s with the %s token: %d %s, want %d", c.method, c.path, who, code, body, c.want)
 		}
 	}
-	code, body := call(t, "GET", r.url+"/api/v1/tokens", testToken, "")
+	code, body := call("GET", "/api/v1/tokens", testToken, "")
 	if code != 200 || !strings.Contains(body, `"name":"shop-shipper","role":"ingest"`) || strings.Contains(body, "sha256") || strings.Contains(body, ingest) {
 		t.Errorf("list: %d %s", code, body)
 	}
-	if code, body := call(t, "DELETE", r.url+"/api/v1/tokens/shop-shipper", testToken, ""); code != 200 {
+	if code, body := call("DELETE", "/api/v1/tokens/shop-shipper", testToken, ""); code != 200 {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
-	if code, _ := call(t, "POST", r.url+"/api/v1/events", ingest, event); code != 401 {
+	if code, _ := call("POST", "/api/v1/events", ingest, event); code != 401 {
 		t.Errorf("revoked token: %d, want 401", code)
 	}
 	// Both changes are in the log, by the admin token; no token is.
-	code, m := get(t, r.url, "/api/v1/events", url.Values{"q": {"token"}, "limit": {"10"}})
-	b, _ := json.Marshal(m)
+	code, found := call("GET", "/api/v1/events?q=token&limit=10", testToken, "")
 	for _, want := range []string{"authn_token_created", "authn_token_revoked", "token shop-shipper created with role ingest by admin"} {
-		if code != 200 || !bytes.Contains(b, []byte(want)) {
-			t.Errorf("log lacks %q: %d %s", want, code, b)
+		if code != 200 || !strings.Contains(found, want) {
+			t.Errorf("log lacks %q: %d %s", want, code, found)
 		}
 	}
-	r.stop()
+	v.Stop()
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
