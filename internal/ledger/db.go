@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
 -- Row page holds the stored hashes page*256 … page*256+255 (32 bytes each,
 -- in tlog.StoredHashIndex order); the last page may be partial.
 CREATE TABLE IF NOT EXISTS hashes(page INTEGER PRIMARY KEY, data BLOB NOT NULL);
--- Every signed checkpoint, keyed by tree size: the signed note as served.
+-- The signed checkpoints, keyed by tree size: the signed note as served.
+-- Old ones are thinned (thin.go).
 CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, note TEXT NOT NULL);
 INSERT INTO meta(key, value) VALUES ('schema_version', 1) ON CONFLICT(key) DO NOTHING;
 INSERT INTO meta(key, value) VALUES ('tree_size', 0) ON CONFLICT(key) DO NOTHING;

@@ -84,11 +84,12 @@ type Ledger struct {
 	db   *sql.DB
 
 	// writeMu serializes the writers (Run, Sync) and guards what only they
-	// touch: the frontier, the last hashes page and lastSign.
+	// touch: the frontier, the last hashes page, lastSign and lastThin.
 	writeMu  sync.Mutex
 	front    *frontier
 	lastPage []byte // contents of the last, possibly partial, hashes page
 	lastSign time.Time
+	lastThin time.Time // when sign last thinned the old checkpoints
 
 	mu     sync.RWMutex // guards size, latest, closed
 	size   int64        // leaves committed to ledger.db
@@ -431,6 +432,12 @@ func (l *Ledger) sign(ctx context.Context) error {
 	l.mu.Unlock()
 	if err := l.st.SetCursor(ctx, CursorName, uint64(cp.Size)); err != nil {
 		l.log.Warn("ledger: save the store cursor", "err", err, "size", cp.Size)
+	}
+	if now.Sub(l.lastThin) >= thinEvery {
+		l.lastThin = now
+		if err := l.thinCheckpoints(ctx, now); err != nil {
+			l.log.Warn("ledger: thin old checkpoints", "err", err)
+		}
 	}
 	return nil
 }
