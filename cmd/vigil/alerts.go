@@ -31,6 +31,7 @@ func runAlerts(args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", "", "only alerts in these states: pending, firing, resolved (comma-separated)")
 	receiver := fs.String("receiver", "", "only alerts routed to this receiver")
 	silenced := fs.String("silenced", "", "true: only silenced alerts; false: only alerts that are not")
+	inhibited := fs.String("inhibited", "", "true: only alerts muted by an inhibit rule; false: only alerts that are not")
 	limit := fs.Int("limit", 100, "maximum alerts to print (1..10000)")
 	asJSON := fs.Bool("json", false, "print JSON as the API answers it")
 	words, err := parseArgs(fs, args)
@@ -66,6 +67,9 @@ func runAlerts(args []string, stdout, stderr io.Writer) error {
 	}
 	if *receiver != "" {
 		v.Set("receiver", *receiver)
+	}
+	if *inhibited != "" {
+		v.Set("inhibited", *inhibited)
 	}
 	if *silenced != "" {
 		v.Set("silenced", *silenced)
@@ -163,6 +167,9 @@ func printAlertTable(w io.Writer, alerts []alert.AlertInfo) error {
 		if a.Silenced {
 			st += " (silenced)"
 		}
+		if a.Inhibited {
+			st += " (inhibited)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Fingerprint, st, dash(a.Labels["severity"]),
 			dash(a.Labels["alertname"]), localTime(a.ActiveAt), a.EvidenceCount, trimLine(dash(otherLabels(a.Labels)), 60))
 	}
@@ -174,6 +181,9 @@ func printAlertDetail(w io.Writer, a alert.AlertInfo) error {
 	st := a.State
 	if a.Silenced {
 		st += " (silenced by " + strings.Join(a.SilencedBy, ", ") + ")"
+	}
+	if a.Inhibited {
+		st += " (inhibited by alert " + strings.Join(a.InhibitedBy, ", ") + ")"
 	}
 	fmt.Fprintf(tw, "Fingerprint:\t%s\n", a.Fingerprint)
 	fmt.Fprintf(tw, "State:\t%s\n", st)

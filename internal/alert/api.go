@@ -26,7 +26,7 @@ const (
 
 // API serves the alert manager over HTTP with full paths under /api/v1/:
 //
-//	GET    /api/v1/alerts                   list (state, silenced, receiver, filter, limit)
+//	GET    /api/v1/alerts                   list (state, silenced, inhibited, receiver, filter, limit)
 //	GET    /api/v1/alerts/{fingerprint}     one alert with its evidence
 //	GET    /api/v1/silences                 list (state)
 //	POST   /api/v1/silences                 create
@@ -153,7 +153,7 @@ func limitParam(r *http.Request, def, hi int) (int, error) {
 }
 
 func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "state", "silenced", "receiver", "filter", "limit"); err != nil {
+	if err := checkParams(r, "state", "silenced", "inhibited", "receiver", "filter", "limit"); err != nil {
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -164,13 +164,18 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if s := q.Get("silenced"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf("parameter silenced: %q is not true or false", s))
-			return
+	for _, p := range []struct {
+		name string
+		out  **bool
+	}{{"silenced", &f.Silenced}, {"inhibited", &f.Inhibited}} {
+		if s := q.Get(p.name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf("parameter %s: %q is not true or false", p.name, s))
+				return
+			}
+			*p.out = &b
 		}
-		f.Silenced = &b
 	}
 	f.Receiver = q.Get("receiver")
 	for i, s := range q["filter"] {

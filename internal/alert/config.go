@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -61,6 +63,68 @@ type Config struct {
 	NotifyTimeout Duration `yaml:"notify_timeout"`
 	// Retry shapes the retries of failed deliveries.
 	Retry RetryConfig `yaml:"retry"`
+	// InhibitRules mute alerts while others fire, as Alertmanager's do.
+	InhibitRules []InhibitRule `yaml:"inhibit_rules"`
+}
+
+// InhibitRule mutes the alerts matching TargetMatchers while an alert
+// matching SourceMatchers fires with the same values of the Equal labels
+// (a label both lack counts as equal). Like silenced alerts, muted ones are
+// not notified; the notifiers that were told of them hear when they
+// resolve. An alert never mutes itself, and when an alert matches both
+// sides, alerts that also match both sides do not mute it (Alertmanager's
+// rule, so that two such alerts do not mute each other).
+type InhibitRule struct {
+	SourceMatchers []string `yaml:"source_matchers"`
+	TargetMatchers []string `yaml:"target_matchers"`
+	Equal          []string `yaml:"equal"`
+}
+
+// MaxInhibitRules bounds the inhibit rules.
+const MaxInhibitRules = 1000
+
+// inhibitRule is a compiled InhibitRule.
+type inhibitRule struct {
+	source, target Matchers
+	equal          []string
+}
+
+// compileInhibitRules checks and compiles the rules.
+func compileInhibitRules(in []InhibitRule) ([]inhibitRule, error) {
+	if len(in) > MaxInhibitRules {
+		return nil, fmt.Errorf("field inhibit_rules: %d rules, at most %d", len(in), MaxInhibitRules)
+	}
+	var out []inhibitRule
+	for i, r := range in {
+		var c inhibitRule
+		for _, side := range []struct {
+			name string
+			in   []string
+			out  *Matchers
+		}{{"source_matchers", r.SourceMatchers, &c.source}, {"target_matchers", r.TargetMatchers, &c.target}} {
+			for j, s := range side.in {
+				ms, err := ParseMatchers(s)
+				if err != nil {
+					return nil, fmt.Errorf("field inhibit_rules[%d].%s[%d]: %w", i, side.name, j, err)
+				}
+				*side.out = append(*side.out, ms...)
+			}
+			if len(*side.out) == 0 {
+				return nil, fmt.Errorf("field inhibit_rules[%d].%s: at least one matcher (an empty side would match every alert)", i, side.name)
+			}
+			if len(*side.out) > MaxMatchersInList {
+				return nil, fmt.Errorf("field inhibit_rules[%d].%s: more than %d matchers", i, side.name, MaxMatchersInList)
+			}
+		}
+		for j, l := range r.Equal {
+			if l == "" || len(l) > MaxLabelNameLen || !utf8.ValidString(l) {
+				return nil, fmt.Errorf("field inhibit_rules[%d].equal[%d]: %q is not a label name", i, j, l)
+			}
+		}
+		c.equal = slices.Clone(r.Equal)
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // ReceiverConfig holds the settings of one receiver.
@@ -171,6 +235,9 @@ func (c Config) Validate() error {
 		return errors.New("field route: missing (the root route needs at least a receiver)")
 	}
 	if _, err := compileRoutes(c.Route); err != nil {
+		return err
+	}
+	if _, err := compileInhibitRules(c.InhibitRules); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

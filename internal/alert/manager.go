@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type Manager struct {
 	alerts   map[string]*entry
 	groups   map[string]*group
 	silences map[string]*Silence
+	inhibit  []inhibitRule
 	nActive  int // pending + firing
 	nResolve int
 	// Silence evaluation is redone when silences change or a silence
@@ -143,11 +145,15 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	inhibit, err := compileInhibitRules(cfg.InhibitRules)
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
 		cfg: cfg, root: root, routes: map[string]*route{}, receivers: opts.Receivers,
 		now: opts.Now, sleep: opts.Sleep, jitter: opts.Jitter, generatorURL: opts.GeneratorURL,
 		log: opts.Log, drainTimeout: opts.DrainTimeout, tickInterval: opts.TickInterval,
-		alerts: map[string]*entry{}, groups: map[string]*group{}, silences: map[string]*Silence{},
+		alerts: map[string]*entry{}, groups: map[string]*group{}, silences: map[string]*Silence{}, inhibit: inhibit,
 		queue: make(chan *job, cfg.QueueSize),
 	}
 	var bad error
@@ -423,9 +429,13 @@ func (m *Manager) Tick(now time.Time) {
 	}
 	sort.Strings(keys)
 	var jobs []*job
+	var muting inhibitIndex
+	if len(keys) > 0 {
+		muting = m.inhibitSources()
+	}
 	for _, k := range keys {
 		if g := m.groups[k]; g != nil {
-			jobs = append(jobs, m.flush(g, now)...)
+			jobs = append(jobs, m.flush(g, now, muting)...)
 		}
 	}
 	retention := time.Duration(m.cfg.Retention)
@@ -446,8 +456,9 @@ func (m *Manager) Tick(now time.Time) {
 
 // flush decides, per notifier of the group's receiver, whether to notify,
 // like Alertmanager: new firing alerts, resolved alerts the notifier was
-// told about (send_resolved), or the repeat interval passing.
-func (m *Manager) flush(g *group, now time.Time) []*job {
+// told about (send_resolved), or the repeat interval passing. Silenced
+// alerts, and those muting holds (inhibit rules), are not notified.
+func (m *Manager) flush(g *group, now time.Time, muting inhibitIndex) []*job {
 	r := g.route
 	g.nextFlush = now.Add(r.groupInterval)
 	notifiers := m.receivers[r.receiver]
@@ -460,7 +471,7 @@ func (m *Manager) flush(g *group, now time.Time) []*job {
 		switch {
 		case e == nil:
 			delete(g.members, fp)
-		case e.state == StateFiring && len(e.silencedBy) == 0:
+		case e.state == StateFiring && len(e.silencedBy) == 0 && len(m.inhibitedBy(e, muting)) == 0:
 			firing = append(firing, e)
 		case e.state == StateFiring:
 			firingSilenced = append(firingSilenced, e)
@@ -660,6 +671,63 @@ func (m *Manager) refreshSilences(now time.Time) {
 	}
 }
 
+// inhibitIndex holds, for each inhibit rule, the firing alerts matching
+// its source side, by the values of the rule's equal labels.
+type inhibitIndex []map[string][]*entry
+
+// inhibitSources indexes the firing alerts that can mute others.
+func (m *Manager) inhibitSources() inhibitIndex {
+	if len(m.inhibit) == 0 {
+		return nil
+	}
+	idx := make(inhibitIndex, len(m.inhibit))
+	for _, e := range m.alerts {
+		if e.state != StateFiring {
+			continue
+		}
+		for i, r := range m.inhibit {
+			if r.source.Matches(e.labels) {
+				if idx[i] == nil {
+					idx[i] = map[string][]*entry{}
+				}
+				k := equalKey(r.equal, e.labels)
+				idx[i][k] = append(idx[i][k], e)
+			}
+		}
+	}
+	return idx
+}
+
+// equalKey joins the values of the labels names (absent: empty).
+func equalKey(names []string, labels map[string]string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(labels[n])
+		b.WriteByte(0xff) // not in UTF-8 text
+	}
+	return b.String()
+}
+
+// inhibitedBy returns the fingerprints of the firing alerts that mute e,
+// sorted, from idx (inhibitSources).
+func (m *Manager) inhibitedBy(e *entry, idx inhibitIndex) []string {
+	var out []string
+	for i, r := range m.inhibit {
+		if idx == nil || idx[i] == nil || !r.target.Matches(e.labels) {
+			continue
+		}
+		both := r.source.Matches(e.labels)
+		for _, s := range idx[i][equalKey(r.equal, e.labels)] {
+			if s == e || both && r.target.Matches(s.labels) {
+				continue
+			}
+			out = append(out, s.fp)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // silencedBy returns the IDs of the active silences that match labels.
 func (m *Manager) silencedBy(labels map[string]string) []string {
 	var ids []string
@@ -779,7 +847,11 @@ type AlertInfo struct {
 	For        string    `json:"for,omitempty"`
 	SilencedBy []string  `json:"silencedBy"`
 	Silenced   bool      `json:"silenced"`
-	Receivers  []string  `json:"receivers"`
+	// InhibitedBy lists the firing alerts that mute this one through an
+	// inhibit rule (fingerprints); Inhibited is true when there is one.
+	InhibitedBy []string `json:"inhibitedBy"`
+	Inhibited   bool     `json:"inhibited"`
+	Receivers   []string `json:"receivers"`
 	// Signals counts the firing signals merged into the alert.
 	Signals       int `json:"signals"`
 	EvidenceCount int `json:"evidenceCount"`
@@ -793,10 +865,13 @@ type AlertFilter struct {
 	Matchers Matchers
 	Receiver string
 	Silenced *bool
-	Limit    int
+	// Inhibited selects alerts muted (true) or not muted (false) by an
+	// inhibit rule.
+	Inhibited *bool
+	Limit     int
 }
 
-func (m *Manager) info(e *entry, withEvidence bool) AlertInfo {
+func (m *Manager) info(e *entry, withEvidence bool, muting inhibitIndex) AlertInfo {
 	a := AlertInfo{
 		Fingerprint: e.fp, State: e.state, Rule: e.rule,
 		Labels: maps.Clone(e.labels), Annotations: maps.Clone(e.annotations),
@@ -807,6 +882,11 @@ func (m *Manager) info(e *entry, withEvidence bool) AlertInfo {
 	if a.SilencedBy == nil {
 		a.SilencedBy = []string{}
 	}
+	a.InhibitedBy = []string{}
+	if e.state != StateResolved {
+		a.InhibitedBy = append(a.InhibitedBy, m.inhibitedBy(e, muting)...)
+	}
+	a.Inhibited = len(a.InhibitedBy) > 0
 	if a.Annotations == nil {
 		a.Annotations = map[string]string{}
 	}
@@ -833,12 +913,16 @@ func receiversOf(rs []*route) []string {
 // resolved; most severe first; newest first.
 func (m *Manager) Alerts(f AlertFilter) []AlertInfo {
 	m.mu.Lock()
+	muting := m.inhibitSources()
 	var sel []*entry
 	for _, e := range m.alerts {
 		if len(f.States) > 0 && !slices.Contains(f.States, e.state) {
 			continue
 		}
 		if f.Silenced != nil && *f.Silenced != (len(e.silencedBy) > 0 && e.state != StateResolved) {
+			continue
+		}
+		if f.Inhibited != nil && *f.Inhibited != (e.state != StateResolved && len(m.inhibitedBy(e, muting)) > 0) {
 			continue
 		}
 		if f.Receiver != "" && !slices.Contains(receiversOf(e.routes), f.Receiver) {
@@ -868,7 +952,7 @@ func (m *Manager) Alerts(f AlertFilter) []AlertInfo {
 	}
 	out := make([]AlertInfo, len(sel))
 	for i, e := range sel {
-		out[i] = m.info(e, false)
+		out[i] = m.info(e, false, muting)
 	}
 	m.mu.Unlock()
 	return out
@@ -882,7 +966,7 @@ func (m *Manager) Alert(fingerprint string) (AlertInfo, error) {
 	if e == nil {
 		return AlertInfo{}, fmt.Errorf("alert %q: %w", fingerprint, ErrNotFound)
 	}
-	return m.info(e, true), nil
+	return m.info(e, true, m.inhibitSources()), nil
 }
 
 // Deliveries returns the delivery log, newest first.

@@ -413,3 +413,69 @@ func TestInvalidSignals(t *testing.T) {
 		t.Errorf("%d alerts from invalid signals", n)
 	}
 }
+
+func TestInhibitRules(t *testing.T) {
+	h := newHarness(t, simpleRoute+`
+inhibit_rules:
+  - source_matchers: ['kind="outage"']
+    target_matchers: ['kind="errors"']
+    equal: [service]
+`)
+	m := h.m
+	down := fire("down", "kind", "outage", "service", "shop")
+	runSteps(t, h, []step{
+		{at: time.Second, sigs: []Signal{fire("a", "kind", "errors", "service", "shop"), fire("b", "kind", "errors", "service", "blog"), down}},
+		// a is muted while the shop's outage fires; b is another service.
+		{at: 31 * time.Second, want: map[string][]string{"team": {"b+ down+"}}},
+	})
+	yes := true
+	got := m.Alerts(AlertFilter{Inhibited: &yes})
+	downFP := Fingerprint(map[string]string{"alertname": "brute_force", "rule": "brute_force", "severity": "warning", "id": "down", "kind": "outage", "service": "shop"})
+	if len(got) != 1 || got[0].Labels["id"] != "a" || !got[0].Inhibited || !slices.Equal(got[0].InhibitedBy, []string{downFP}) {
+		t.Fatalf("inhibited alerts: %+v", got)
+	}
+	if v := metricValue(t, h, "vigil_alerts_inhibited", ""); v != 1 {
+		t.Errorf("vigil_alerts_inhibited = %v", v)
+	}
+	// The outage ends: a is told at the next group interval, with the
+	// outage's resolution.
+	runSteps(t, h, []step{
+		{at: time.Minute, sigs: []Signal{resolve("down", "kind", "outage", "service", "shop")}},
+		{at: 5*time.Minute + 31*time.Second, want: map[string][]string{"team": {"a+ b+ down-"}}},
+	})
+	if got := m.Alerts(AlertFilter{Inhibited: &yes}); len(got) != 0 {
+		t.Errorf("still inhibited after the source resolved: %+v", got)
+	}
+}
+
+// Alerts matching both sides of a rule do not mute each other, and no
+// alert mutes itself.
+func TestInhibitBothSides(t *testing.T) {
+	h := newHarness(t, simpleRoute+`
+inhibit_rules:
+  - source_matchers: ['level="critical"']
+    target_matchers: ['level=~"critical|warning"']
+    equal: [service]
+`)
+	h.at(time.Second, fire("x", "level", "critical", "service", "s"), fire("y", "level", "critical", "service", "s"),
+		fire("z", "level", "warning", "service", "s"), fire("w", "level", "warning", "service", "other"))
+	yes := true
+	got := h.m.Alerts(AlertFilter{Inhibited: &yes})
+	if len(got) != 1 || got[0].Labels["id"] != "z" || len(got[0].InhibitedBy) != 2 {
+		t.Fatalf("inhibited: %+v", got)
+	}
+}
+
+func TestInhibitRulesChecked(t *testing.T) {
+	for _, c := range []struct{ rules, want string }{
+		{"  - target_matchers: ['a=\"b\"']\n", "source_matchers: at least one matcher"},
+		{"  - source_matchers: ['a=\"b\"']\n", "target_matchers: at least one matcher"},
+		{"  - source_matchers: ['a=~\"(\"']\n    target_matchers: ['a=\"b\"']\n", "inhibit_rules[0].source_matchers[0]"},
+		{"  - source_matchers: ['a=\"b\"']\n    target_matchers: ['a=\"c\"']\n    equal: ['']\n", "equal[0]"},
+	} {
+		_, err := ParseConfig([]byte(simpleRoute + "inhibit_rules:\n" + c.rules))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.rules, err, c.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ type metrics struct {
 	dropped  prometheus.Counter
 	alerts   *prometheus.Desc
 	silenced *prometheus.Desc
+	muted    *prometheus.Desc
 	silences *prometheus.Desc
 }
 
@@ -36,6 +37,8 @@ func newMetrics(m *Manager) *metrics {
 		alerts: prometheus.NewDesc("vigil_alerts", "Alerts tracked, by state.", []string{"state"}, nil),
 		silenced: prometheus.NewDesc("vigil_alerts_silenced",
 			"Pending and firing alerts muted by at least one active silence.", nil, nil),
+		muted: prometheus.NewDesc("vigil_alerts_inhibited",
+			"Pending and firing alerts muted by an inhibit rule (a firing source alert).", nil, nil),
 		silences: prometheus.NewDesc("vigil_silences", "Silences, by state.", []string{"state"}, nil),
 	}
 }
@@ -57,6 +60,7 @@ func (x *metrics) register(r prometheus.Registerer) error {
 func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- x.alerts
 	ch <- x.silenced
+	ch <- x.muted
 	ch <- x.silences
 }
 
@@ -66,11 +70,15 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 	now := m.now()
 	m.mu.Lock()
 	states := map[string]int{StatePending: 0, StateFiring: 0, StateResolved: 0}
-	silenced := 0
+	silenced, muted := 0, 0
+	sources := m.inhibitSources()
 	for _, e := range m.alerts {
 		states[e.state]++
 		if e.state != StateResolved && len(e.silencedBy) > 0 {
 			silenced++
+		}
+		if e.state != StateResolved && len(m.inhibitedBy(e, sources)) > 0 {
+			muted++
 		}
 	}
 	sil := map[string]int{SilenceActive: 0, SilencePending: 0, SilenceExpired: 0}
@@ -82,6 +90,7 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(x.alerts, prometheus.GaugeValue, float64(n), st)
 	}
 	ch <- prometheus.MustNewConstMetric(x.silenced, prometheus.GaugeValue, float64(silenced))
+	ch <- prometheus.MustNewConstMetric(x.muted, prometheus.GaugeValue, float64(muted))
 	for st, n := range sil {
 		ch <- prometheus.MustNewConstMetric(x.silences, prometheus.GaugeValue, float64(n), st)
 	}
