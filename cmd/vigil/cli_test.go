@@ -195,3 +195,40 @@ func TestCLIKeys(t *testing.T) {
 		t.Errorf("change-master: %d %q %q", code, out, errs)
 	}
 }
+
+func TestCLIHolds(t *testing.T) {
+	startServer(t)
+	if out, errs, code := vigil(t, "holds", "add", "case-43", "--query", `source.ip in 203.0.113.0/24`, "--reason", "police request", "--until", "2030-01-01"); code != 0 || !strings.Contains(out, "case-43 placed") {
+		t.Fatalf("add: %d %q %q", code, out, errs)
+	}
+	if out, errs, code := vigil(t, "holds", "add", "inc-7", "--incident", "INC-7"); code != 0 {
+		t.Fatalf("add incident: %d %q %q", code, out, errs)
+	}
+	out, errs, code := vigil(t, "holds", "list")
+	for _, want := range []string{"case-43", "203.0.113.0/24", "2030-01-01T00:00:00Z", "police request", "inc-7", "incident INC-7"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("list lacks %q: %d %q %q", want, code, out, errs)
+		}
+	}
+	for _, bad := range [][]string{
+		{"holds", "add", "x"},
+		{"holds", "add", "x", "--query", "a", "--incident", "b"},
+		{"holds", "add", "x", "--incident", "b", "--until", "soon"},
+	} {
+		if _, _, code := vigil(t, bad...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", bad, code)
+		}
+	}
+	if _, errs, code := vigil(t, "holds", "add", "x", "--query", "user.name = "); code != 1 || !strings.Contains(errs, "400") {
+		t.Errorf("bad query: %d %q", code, errs)
+	}
+	if out, errs, code := vigil(t, "holds", "remove", "case-43"); code != 0 || !strings.Contains(out, "lifted") {
+		t.Errorf("remove: %d %q %q", code, out, errs)
+	}
+	if out, _, _ := vigil(t, "holds", "list"); strings.Contains(out, "case-43") {
+		t.Errorf("lifted hold still listed: %q", out)
+	}
+	if _, _, code := vigil(t, "holds", "remove", "case-43"); code != 1 {
+		t.Errorf("removing an unknown hold: exit %d, want 1", code)
+	}
+}

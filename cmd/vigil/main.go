@@ -40,6 +40,7 @@ func commands() []command {
 		{"pubkey", "print the public key that signs the log's checkpoints", runPubkey},
 		{"export", "export events with the checkpoint and proofs to verify them offline", runExport},
 		{"purge", "archive, then remove, events older than the retention policies keep", runPurge},
+		{"holds", "list, place and lift legal holds (held events are never purged)", runHolds},
 		{"keys", "list or rotate the data keys of encryption at rest", runKeys},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error { fmt.Println("vigil", version); return nil }},
 	}

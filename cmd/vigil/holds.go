@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/retention"
+)
+
+const holdsUsage = `Usage: vigil holds COMMAND [flags]
+
+Legal holds: events a hold matches are never purged by retention, until the
+hold is lifted or its --until passes. Holds placed here survive restarts;
+those of the configuration (retention.holds) can only be changed there.
+Needs an admin token (VIGIL_TOKEN).
+
+Commands:
+  list                                   list the holds in force
+  add ID (--query Q | --incident INC)    place or replace a hold
+        [--reason TEXT] [--until TIME]
+  remove ID                              lift a hold
+
+Examples:
+  vigil holds add case-43 --query 'source.ip in 203.0.113.0/24' --reason "police request"
+  vigil holds add inc-7 --incident INC-7 --until 2027-06-30
+  vigil holds remove case-43
+`
+
+func runHolds(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, holdsUsage)
+		return usageError{errors.New("missing command: list, add or remove")}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, holdsUsage)
+		return nil
+	case "list", "ls":
+		return holdsList(args[1:], stdout, stderr)
+	case "add":
+		return holdsAdd(args[1:], stdout, stderr)
+	case "remove", "rm":
+		return holdsRemove(args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Errorf("unknown command %q: want list, add or remove", args[0])}
+}
+
+func holdsList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("holds list", "", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) > 0 {
+		return usageError{errors.New("list takes no arguments")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var got struct{ Holds []retention.Hold }
+	if err := c.Call(context.Background(), http.MethodGet, "/api/v1/holds", nil, &got); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMATCHES\tUNTIL\tREASON")
+	for _, h := range got.Holds {
+		match := h.Query
+		if h.Incident != "" {
+			match = "incident " + h.Incident
+		}
+		until := "-"
+		if !h.Until.IsZero() {
+			until = h.Until.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.ID, trimLine(match, 60), until, dash(h.Reason))
+	}
+	return tw.Flush()
+}
+
+func holdsAdd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("holds add", "ID (--query Q | --incident INC) [--reason TEXT] [--until TIME]", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	query := fs.String("query", "", "the events to keep, as a search query (docs/rules.md)")
+	incident := fs.String("incident", "", "keep the events labelled with this incident (labels.incident)")
+	reason := fs.String("reason", "", "why the events are held")
+	until := fs.String("until", "", "when the hold ends (RFC 3339 or YYYY-MM-DD); none: until removed")
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 {
+		return usageError{errors.New("give the hold's ID")}
+	}
+	if (*query == "") == (*incident == "") {
+		return usageError{errors.New("give --query or --incident (one of them)")}
+	}
+	h := retention.Hold{ID: words[0], Query: *query, Incident: *incident, Reason: *reason}
+	if *until != "" {
+		if h.Until, err = parseTime(*until); err != nil {
+			return usageError{fmt.Errorf("--until: %w", err)}
+		}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Call(context.Background(), http.MethodPost, "/api/v1/holds", h, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "hold %s placed: matching events are not purged until it is removed\n", h.ID)
+	return nil
+}
+
+func holdsRemove(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("holds remove", "ID", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 {
+		return usageError{errors.New("give the ID of one hold (see 'vigil holds list')")}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Call(context.Background(), http.MethodDelete, "/api/v1/holds/"+url.PathEscape(words[0]), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "hold %s lifted\n", words[0])
+	return nil
+}
+
+// parseTime reads an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, or YYYY-MM-DD)", s)
+}
