@@ -52,17 +52,7 @@ func runHolds(args []string, stdout, stderr io.Writer) error {
 }
 
 func holdsList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("holds list", "", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	words, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(words) > 0 {
-		return usageError{errors.New("list takes no arguments")}
-	}
-	c, err := cf.client()
+	c, _, err := clientWords(newFlags("holds list", "", stderr), args, 0, "list takes no arguments")
 	if err != nil {
 		return err
 	}
@@ -88,18 +78,13 @@ func holdsList(args []string, stdout, stderr io.Writer) error {
 
 func holdsAdd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("holds add", "ID (--query Q | --incident INC) [--reason TEXT] [--until TIME]", stderr)
-	var cf clientFlags
-	cf.register(fs)
 	query := fs.String("query", "", "the events to keep, as a search query (docs/rules.md)")
 	incident := fs.String("incident", "", "keep the events labelled with this incident (labels.incident)")
 	reason := fs.String("reason", "", "why the events are held")
 	until := fs.String("until", "", "when the hold ends (RFC 3339 or YYYY-MM-DD); none: until removed")
-	words, err := parseArgs(fs, args)
+	c, words, err := clientWords(fs, args, 1, "give the hold's ID")
 	if err != nil {
 		return err
-	}
-	if len(words) != 1 {
-		return usageError{errors.New("give the hold's ID")}
 	}
 	if (*query == "") == (*incident == "") {
 		return usageError{errors.New("give --query or --incident (one of them)")}
@@ -110,10 +95,6 @@ func holdsAdd(args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Errorf("--until: %w", err)}
 		}
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
 	if err := c.Call(context.Background(), http.MethodPost, "/api/v1/holds", h, nil); err != nil {
 		return err
 	}
@@ -122,17 +103,7 @@ func holdsAdd(args []string, stdout, stderr io.Writer) error {
 }
 
 func holdsRemove(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("holds remove", "ID", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	words, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(words) != 1 {
-		return usageError{errors.New("give the ID of one hold (see 'vigil holds list')")}
-	}
-	c, err := cf.client()
+	c, words, err := clientWords(newFlags("holds remove", "ID", stderr), args, 1, "give the ID of one hold (see 'vigil holds list')")
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,23 @@ func (c *clientFlags) resolveToken() (string, error) {
 	return "", usageError{errors.New("no token: set VIGIL_TOKEN (printed by 'vigil serve' on first start) or pass --token")}
 }
 
+// clientWords adds the client flags to fs, parses args, checks that
+// exactly n words were given (else a usage error saying what), and returns
+// a client of the server and the words.
+func clientWords(fs *flag.FlagSet, args []string, n int, what string) (*client.Client, []string, error) {
+	var cf clientFlags
+	cf.register(fs)
+	words, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(words) != n {
+		return nil, nil, usageError{errors.New(what)}
+	}
+	c, err := cf.client()
+	return c, words, err
+}
+
 // client returns a client of the server the flags name.
 func (c *clientFlags) client() (*client.Client, error) {
 	tok, err := c.resolveToken()

@@ -59,19 +59,13 @@ type tokenInfo struct {
 
 func tokenCreate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token create", "NAME --role admin|ingest|read[,…]", stderr)
-	var cf clientFlags
-	cf.register(fs)
 	role := fs.String("role", "", "the token's role: admin, ingest or read, or several joined by commas (required)")
-	words, err := parseArgs(fs, args)
+	c, words, err := clientWords(fs, args, 1, "give one NAME and --role")
 	if err != nil {
 		return err
 	}
-	if len(words) != 1 || *role == "" {
+	if *role == "" {
 		return usageError{errors.New("give one NAME and --role")}
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
 	}
 	var got tokenInfo
 	if err := c.Call(context.Background(), http.MethodPost, "/api/v1/tokens", map[string]string{"name": words[0], "role": *role}, &got); err != nil {
@@ -83,17 +77,7 @@ func tokenCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 func tokenList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token list", "", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	words, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(words) > 0 {
-		return usageError{errors.New("list takes no arguments")}
-	}
-	c, err := cf.client()
+	c, _, err := clientWords(newFlags("token list", "", stderr), args, 0, "list takes no arguments")
 	if err != nil {
 		return err
 	}
@@ -110,17 +94,7 @@ func tokenList(args []string, stdout, stderr io.Writer) error {
 }
 
 func tokenRevoke(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token revoke", "NAME", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	words, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(words) != 1 {
-		return usageError{errors.New("give the NAME of one token (see 'vigil token list')")}
-	}
-	c, err := cf.client()
+	c, words, err := clientWords(newFlags("token revoke", "NAME", stderr), args, 1, "give the NAME of one token (see 'vigil token list')")
 	if err != nil {
 		return err
 	}
