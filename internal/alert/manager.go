@@ -519,8 +519,11 @@ func (m *Manager) flush(g *group, now time.Time, muting inhibitIndex) []*job {
 			continue
 		}
 		alerts := make([]Alert, 0, len(firing)+len(known))
+		renewBy := now.Add(r.repeatInterval + 2*r.groupInterval)
 		for _, e := range firing {
-			alerts = append(alerts, m.toAlert(e, StateFiring))
+			a := m.toAlert(e, StateFiring)
+			a.RenewBy = renewBy
+			alerts = append(alerts, a)
 			e.notified = true
 		}
 		if sendResolved {

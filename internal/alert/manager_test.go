@@ -108,6 +108,24 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// A firing alert tells notifiers when it will have been sent again at the
+// latest: the repeat interval plus two group intervals (simpleRoute: 4h and
+// 5m).
+func TestRenewBy(t *testing.T) {
+	h := newHarness(t, simpleRoute)
+	h.at(time.Second, fire("a"))
+	h.at(31 * time.Second)
+	r := h.rec["team"]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.calls) != 1 || len(r.calls[0]) != 1 {
+		t.Fatalf("notifications: %+v", r.calls)
+	}
+	if want := t0.Add(31*time.Second + 4*time.Hour + 10*time.Minute); !r.calls[0][0].RenewBy.Equal(want) {
+		t.Errorf("RenewBy = %v, want %v", r.calls[0][0].RenewBy, want)
+	}
+}
+
 func TestEvidenceBounded(t *testing.T) {
 	var e evidence
 	// Overlapping windows, as a detection engine resends them.

@@ -45,6 +45,12 @@ type Alert struct {
 	// Evidence holds the sequence numbers of the events that raised the
 	// alert (bounded; the first and the latest ones are kept).
 	Evidence []uint64 `json:"evidence,omitempty"`
+	// RenewBy is, for a firing alert, the time by which the manager will
+	// have notified it again if it still fires and is not muted: the next
+	// repeat interval, plus a group interval for the flush and one for
+	// retries. Zero when unknown. A notifier whose peer ends alerts that are
+	// not renewed (Alertmanager's resolve_timeout) sends it as the end.
+	RenewBy time.Time `json:"-"`
 }
 
 // Severity returns the alert's severity label (SeverityWarning when unset).

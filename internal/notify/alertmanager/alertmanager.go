@@ -9,10 +9,14 @@
 // in sorted order. Empty values are dropped (Prometheus treats an empty label
 // as absent).
 //
-// A firing alert is sent without endsAt: Alertmanager then resolves it by
-// itself after its resolve_timeout (5 minutes by default) unless it is sent
-// again, so active alerts must be re-sent more often than that. A resolved
-// alert is sent with endsAt set, which resolves it at once.
+// A firing alert is sent with endsAt set to the time by which Vigil will
+// have sent it again if it still fires (alert.Alert.RenewBy: its route's
+// repeat interval plus two group intervals). Without endsAt, Alertmanager
+// resolves an alert by itself after its resolve_timeout (5 minutes by
+// default) unless it is sent again, which would close a page while the
+// attack goes on. If Vigil stops, its alerts end at that time. A resolved
+// alert is sent with endsAt set to when it resolved, which resolves it at
+// once.
 package alertmanager
 
 import (
@@ -175,6 +179,9 @@ func Build(alerts []alert.Alert, now time.Time) []PostableAlert {
 		}
 		if p.Annotations = sanitize(ann); len(p.Annotations) == 0 {
 			p.Annotations = nil
+		}
+		if a.Status == alert.StateFiring && !a.RenewBy.IsZero() {
+			p.EndsAt = a.RenewBy.UTC()
 		}
 		if a.Status != alert.StateFiring {
 			end := a.EndsAt

@@ -30,6 +30,7 @@ func TestBuild(t *testing.T) {
 		{Fingerprint: "f2", Status: alert.StateResolved, StartsAt: start, EndsAt: now.Add(-time.Minute), Labels: map[string]string{"rule": "r"}},
 		{Fingerprint: "f3", Status: alert.StateResolved, StartsAt: start, Labels: map[string]string{"alertname": "NoEnd"}},
 		{Fingerprint: "f4", Status: alert.StateResolved, StartsAt: now, EndsAt: now.Add(-time.Hour), Labels: map[string]string{"alertname": "Backwards"}},
+		{Fingerprint: "f5", Status: alert.StateFiring, StartsAt: start, RenewBy: now.Add(4 * time.Hour), Labels: map[string]string{"alertname": "Renewed"}},
 	}
 	got := Build(as, now)
 	want := []PostableAlert{
@@ -39,6 +40,7 @@ func TestBuild(t *testing.T) {
 		{Labels: map[string]string{"alertname": DefaultAlertName, "rule": "r"}, Annotations: map[string]string{"vigil_fingerprint": "f2"}, StartsAt: start, EndsAt: now.Add(-time.Minute)},
 		{Labels: map[string]string{"alertname": "NoEnd"}, Annotations: map[string]string{"vigil_fingerprint": "f3"}, StartsAt: start, EndsAt: now},
 		{Labels: map[string]string{"alertname": "Backwards"}, Annotations: map[string]string{"vigil_fingerprint": "f4"}, StartsAt: now, EndsAt: now},
+		{Labels: map[string]string{"alertname": "Renewed"}, Annotations: map[string]string{"vigil_fingerprint": "f5"}, StartsAt: start, EndsAt: now.Add(4 * time.Hour)},
 	}
 	gj, _ := json.MarshalIndent(got, "", " ")
 	wj, _ := json.MarshalIndent(want, "", " ")
@@ -46,7 +48,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("Build:\n%s\nwant:\n%s", gj, wj)
 	}
 	if strings.Contains(string(gj[:bytes.Index(gj, []byte("},"))]), "endsAt") {
-		t.Errorf("firing alert sent with endsAt:\n%s", gj)
+		t.Errorf("firing alert without RenewBy sent with endsAt:\n%s", gj)
 	}
 }
 
@@ -156,7 +158,10 @@ func TestRealAlertmanager(t *testing.T) {
 	for i := range as {
 		as[i].StartsAt = start
 	}
-	stays := alert.Alert{Fingerprint: "keep", Status: alert.StateFiring, StartsAt: start,
+	// Sent with the time Vigil will have renewed it by as its end, it stays
+	// active past Alertmanager's resolve_timeout.
+	renewBy := time.Now().Add(4 * time.Hour).Truncate(time.Millisecond)
+	stays := alert.Alert{Fingerprint: "keep", Status: alert.StateFiring, StartsAt: start, RenewBy: renewBy,
 		Labels: map[string]string{"alertname": "StillFiring", "severity": "info"}}
 
 	ctx := context.Background()
@@ -191,8 +196,8 @@ func TestRealAlertmanager(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("after resolving, Alertmanager holds %v; want only StillFiring", got)
 	}
-	if s, ok := got["StillFiring/"]; !ok || s.Status.State != "active" {
-		t.Fatalf("StillFiring: %+v", got)
+	if s, ok := got["StillFiring/"]; !ok || s.Status.State != "active" || !s.EndsAt.Equal(renewBy) {
+		t.Fatalf("StillFiring (want active, ending %v): %+v", renewBy, got)
 	}
 
 	// An Alertmanager that is down: a network error, worth a retry.
