@@ -27,6 +27,10 @@ const (
 	KeepHourlyCheckpoints = 30 * 24 * time.Hour
 	// thinEvery is how often sign thins the checkpoints.
 	thinEvery = time.Hour
+	// thinBatch bounds the checkpoints one thinning looks at per band, so
+	// that a ledger.db from before thinning (millions of checkpoints) is
+	// worked through an hour at a time without holding up signing.
+	thinBatch = 200000
 )
 
 // thinCheckpoints applies the thinning to the checkpoints not thinned yet.
@@ -74,7 +78,7 @@ func (l *Ledger) thinBand(ctx context.Context, mark string, cutoff time.Time, un
 			return err
 		}
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size`, from)
+	rows, err := l.db.QueryContext(ctx, `SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?`, from, thinBatch)
 	if err != nil {
 		return err
 	}
