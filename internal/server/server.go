@@ -241,7 +241,8 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		if out == nil {
 			out = os.Stdout
 		}
-		fmt.Fprintf(out, "\nAdmin token (shown once, stored hashed; keep it safe):\n\n    export VIGIL_TOKEN=%s\n\n", tok)
+		fmt.Fprintf(out, "\nAdmin token (shown once, stored hashed; keep it safe):\n\n    export VIGIL_TOKEN=%s\n\n"+
+			"Give applications a token with only what they need:\n\n    vigil token create NAME --role ingest\n\n", tok)
 	}
 
 	reg := prometheus.NewRegistry()
