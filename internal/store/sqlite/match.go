@@ -270,8 +270,9 @@ func (s *Store) postings(ctx context.Context, conn *sql.Conn, seg uint64, c cond
 			lists = append(lists, p.offs)
 		}
 	}
+	b := m.bounds[seg]
 	m.mu.RUnlock()
-	if !inMemory {
+	if !inMemory && (b == nil || !b.outside(c)) {
 		var err error
 		if lists, err = s.readPostings(ctx, conn, seg, c); err != nil {
 			return err
@@ -291,6 +292,7 @@ func (s *Store) postings(ctx context.Context, conn *sql.Conn, seg uint64, c cond
 // values (see packMaxOffs): the one lo falls in, up to the last one starting
 // at or before hi.
 func (s *Store) readPostings(ctx context.Context, conn *sql.Conn, seg uint64, c cond) ([][]uint16, error) {
+	s.postingsReads.Add(1)
 	lo, hi := c.v, c.v
 	if c.ranged {
 		lo, hi = c.lo, c.hi

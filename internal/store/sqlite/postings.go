@@ -266,6 +266,43 @@ type memIndex struct {
 	mu      sync.RWMutex
 	flushed uint64      // first segment not (wholly) in the postings table
 	segs    []*segIndex // segments flushed, flushed+1, …, in order
+	// bounds holds, for segments written out since schema version 5, the
+	// least and greatest value of each field (segfields table).
+	bounds map[uint64]*segBounds
+}
+
+// segBounds are the least and greatest value of each field in a segment;
+// a field without values has ok false.
+type segBounds [numFields]struct {
+	lo, hi string
+	ok     bool
+}
+
+// outside reports whether no value of c's field in the segment can satisfy
+// c. A purge may have removed the extreme values since: the bounds only
+// ever hold more than the values left.
+func (b *segBounds) outside(c cond) bool {
+	f := &b[c.f]
+	if !f.ok {
+		return true
+	}
+	lo, hi := c.v, c.v
+	if c.ranged {
+		lo, hi = c.lo, c.hi
+	}
+	return hi < f.lo || lo > f.hi
+}
+
+// boundsOf returns the bounds of each field of sorted keys.
+func boundsOf(keys []pkey) *segBounds {
+	var b segBounds
+	for i, k := range keys {
+		if i == 0 || keys[i-1].f != k.f {
+			b[k.f].lo, b[k.f].ok = k.v, true
+		}
+		b[k.f].hi = k.v
+	}
+	return &b
 }
 
 // segment returns the in-memory index of seg, or nil when seg is before

@@ -166,11 +166,38 @@ func TestPostingsAgainstScan(t *testing.T) {
 			t.Fatalf("segment 1 written out without %q", want)
 		}
 	}
+	pruned := func(stage string) {
+		t.Helper()
+		// A value below or above every value of the field in segment 1
+		// skips it; one between reads it. (From segment 1 on: segment 0
+		// holds no event and no bounds.)
+		for _, c := range []struct {
+			q     store.Query
+			reads int64
+		}{
+			{store.Query{UserName: "0nobody"}, 0},
+			{store.Query{UserName: "Ωmega"}, 0},
+			{store.Query{UserName: "nobody"}, 1},
+			{store.Query{SourceIP: prefix("2001:db9::/32")}, 0},
+			{store.Query{SourceIP: prefix("10.9.0.0/16")}, 1},
+		} {
+			c.q.AfterSeq = start
+			before := s.postingsReads.Load()
+			if _, err := s.Search(ctx, c.q); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.postingsReads.Load() - before; got != c.reads {
+				t.Errorf("%s: Search(%+v) read the postings of %d written-out segments, want %d", stage, c.q, got, c.reads)
+			}
+		}
+	}
+	pruned("written out")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, path)
 	check("reopened")
+	pruned("reopened")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

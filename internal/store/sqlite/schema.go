@@ -178,6 +178,17 @@ CREATE TABLE packs(
 	data  BLOB NOT NULL,
 	PRIMARY KEY(seg, field, first)
 ) WITHOUT ROWID;
+
+-- For each segment written out and field: the least and the greatest value
+-- indexed. A lookup outside them skips the segment: values that grow with
+-- time (UUIDv7 request ids) are found in one segment, not in all.
+CREATE TABLE segfields(
+	seg   INTEGER NOT NULL,
+	field INTEGER NOT NULL,
+	lo    BLOB NOT NULL,
+	hi    BLOB NOT NULL,
+	PRIMARY KEY(seg, field)
+) WITHOUT ROWID;
 `,
 }
 

@@ -88,11 +88,14 @@ type Store struct {
 	// legacy is set when the postings table had rows at Open (written
 	// before schema version 5): readers look there too. Nothing adds rows
 	// to it since.
-	legacy  bool
-	lastSeq atomic.Uint64 // highest committed sequence number
-	isShut  atomic.Bool   // set by Close; reads answer ErrClosed
-	db      *sql.DB       // read connections
-	closeMu sync.Mutex    // serializes Close
+	legacy bool
+	// postingsReads counts the segments whose postings a search read from
+	// the tables (for tests).
+	postingsReads atomic.Int64
+	lastSeq       atomic.Uint64 // highest committed sequence number
+	isShut        atomic.Bool   // set by Close; reads answer ErrClosed
+	db            *sql.DB       // read connections
+	closeMu       sync.Mutex    // serializes Close
 }
 
 var _ store.Store = (*Store)(nil)

@@ -281,6 +281,7 @@ type writer struct {
 	lookupSeq                 driver.Stmt
 	insertList                driver.Stmt
 	insertPack                driver.Stmt
+	saveBounds                driver.Stmt
 	upsertBlock               driver.Stmt
 	saveCursor                driver.Stmt
 	saveFlushed               driver.Stmt
@@ -292,6 +293,7 @@ type writer struct {
 	committed uint64
 	encBuf    []byte
 	packBuf   []byte
+	bounds    *segBounds // of the segment whose last chunk is being written
 
 	// Of the transaction being written: the events stored, their keys,
 	// and the time span of each block they fall in.
@@ -390,6 +392,7 @@ func (w *writer) init(cacheMB int) error {
 		{&w.lookupSeq, "SELECT seq FROM events WHERE event_id = ?"},
 		{&w.insertList, "INSERT OR REPLACE INTO lists(seg, field, value, part, seqs) VALUES (?, ?, ?, ?, ?)"},
 		{&w.insertPack, "INSERT OR REPLACE INTO packs(seg, field, first, data) VALUES (?, ?, ?, ?)"},
+		{&w.saveBounds, "INSERT OR REPLACE INTO segfields(seg, field, lo, hi) VALUES (?, ?, ?, ?)"},
 		{&w.upsertBlock, `INSERT INTO timeblocks(block, min_ts, max_ts) VALUES (?, ?, ?)
 			ON CONFLICT(block) DO UPDATE SET min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)`},
 		{&w.saveFlushed, `INSERT INTO meta(key, value) VALUES ('postings_seg', ?)
@@ -598,7 +601,7 @@ func (w *writer) checkpoint() error {
 
 func (w *writer) close() error {
 	for _, st := range []driver.Stmt{w.begin, w.commitTx, w.rollback, w.insertEvent,
-		w.lookupSeq, w.insertList, w.insertPack, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
+		w.lookupSeq, w.insertList, w.insertPack, w.saveBounds, w.upsertBlock, w.saveCursor, w.saveFlushed, w.saveLastSeq} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -775,6 +778,16 @@ func (w *writer) flushChunk() error {
 	}
 	w.packBuf = pack
 	if end == len(x.keys) {
+		w.bounds = boundsOf(x.keys)
+		for f, fb := range w.bounds {
+			if !fb.ok {
+				continue
+			}
+			a[1].Value, a[2].Value, a[3].Value = int64(f), []byte(fb.lo), []byte(fb.hi)
+			if err := execStmt(w.saveBounds, a[:4]); err != nil {
+				return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
+			}
+		}
 		w.args2[0].Value = int64(x.seg + 1)
 		if err := execStmt(w.saveFlushed, w.args2[:1]); err != nil {
 			return fmt.Errorf("write postings of segment %d: %w", x.seg, err)
@@ -802,12 +815,44 @@ func (w *writer) published() {
 			m.segs[0] = nil
 			m.segs = m.segs[1:]
 			m.flushed = x.seg + 1
+			m.bounds[x.seg] = w.bounds
 		}
 	}
 	m.mu.Unlock()
 	w.committed = w.last
 	w.flushing = false
 	clear(w.newKeys)
+}
+
+// loadBounds reads the value bounds of the segments written out.
+func (w *writer) loadBounds() error {
+	rows, err := w.conn.Query(`SELECT seg, field, lo, hi FROM segfields`, nil)
+	if err != nil {
+		return fmt.Errorf("read segment bounds: %w", err)
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 4)
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read segment bounds: %w", err)
+		}
+		seg, _ := dest[0].(int64)
+		f, _ := dest[1].(int64)
+		lo, _ := dest[2].([]byte)
+		hi, _ := dest[3].([]byte)
+		if f < 0 || f >= numFields {
+			return fmt.Errorf("read segment bounds: field %d of segment %d", f, seg)
+		}
+		b := w.idx.bounds[uint64(seg)]
+		if b == nil {
+			b = new(segBounds)
+			w.idx.bounds[uint64(seg)] = b
+		}
+		b[f].lo, b[f].hi, b[f].ok = string(lo), string(hi), true
+	}
 }
 
 // hasLegacyPostings tells whether the postings table has rows.
@@ -828,7 +873,10 @@ func (w *writer) loadIndex() error {
 	if err != nil {
 		return fmt.Errorf("read postings state: %w", err)
 	}
-	w.idx = &memIndex{flushed: uint64(flushed)}
+	w.idx = &memIndex{flushed: uint64(flushed), bounds: map[uint64]*segBounds{}}
+	if err := w.loadBounds(); err != nil {
+		return err
+	}
 	rows, err := w.conn.Query(`SELECT seq, CAST(canonical AS BLOB) FROM events WHERE seq >= ? ORDER BY seq`,
 		[]driver.Value{int64(flushed << segShift)})
 	if err != nil {
