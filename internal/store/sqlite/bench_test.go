@@ -236,3 +236,31 @@ func BenchmarkSearch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSearchOrderedIDs looks up one request id among 400,000 events
+// (6 segments written out) whose request ids grow with time, as the SDK's
+// UUIDv7 ones do: the segments' value bounds leave one segment to read.
+func BenchmarkSearchOrderedIDs(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "vigil.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	pool := benchEvents(400000)
+	for i := range pool {
+		pool[i].RequestID = fmt.Sprintf("0195a%011x-7000-8000-000000000000", i)
+	}
+	for i := 0; i < len(pool); i += 10000 {
+		if _, err := s.Append(context.Background(), pool[i:i+10000]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitFlushed(b, s, uint64(len(pool))>>segShift)
+	q := store.Query{RequestID: pool[12345].RequestID}
+	for b.Loop() {
+		recs, err := s.Search(context.Background(), q)
+		if err != nil || len(recs) != 1 {
+			b.Fatalf("%d records, %v", len(recs), err)
+		}
+	}
+}
