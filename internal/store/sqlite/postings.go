@@ -21,7 +21,7 @@ import (
 // list of the events holding that value. The writer keeps the postings of
 // the open segment (and of closed segments not yet written out) in memory,
 // adds each committed batch to them, and writes a closed segment's postings
-// to the postings table in key order, a chunk per transaction. A table
+// to the lists and packs tables in key order, a chunk per transaction. A table
 // written in key order grows at its end, so the index costs the writer a
 // few map appends per event instead of one random B-tree insert per field
 // (see docs/decisions/0004-postings.md).
@@ -169,7 +169,7 @@ type segIndex struct {
 	seg   uint64
 	lists [numFields]map[string]*postingList // by field, then value
 	keys  []pkey                             // sorted keys, made when the segment is closed for flushing
-	next  int                                // keys[:next] are in the postings table
+	next  int                                // keys[:next] are written out (lists, packs)
 	// sorted receives the sorted keys from the goroutine that sorts them
 	// once the segment is closed: sorting some 100,000 keys on the writer
 	// held up a commit for tens of milliseconds.
@@ -261,10 +261,10 @@ type postingList struct {
 }
 
 // memIndex holds the segments whose postings are in memory: every segment
-// from flushed on. Segments before flushed are in the postings table.
+// from flushed on. Segments before flushed are in the tables (lists, packs).
 type memIndex struct {
 	mu      sync.RWMutex
-	flushed uint64      // first segment not (wholly) in the postings table
+	flushed uint64      // first segment not (wholly) written out
 	segs    []*segIndex // segments flushed, flushed+1, …, in order
 	// bounds holds, for segments written out since schema version 5, the
 	// least and greatest value of each field (segfields table).
@@ -551,7 +551,7 @@ func decodeList(out []uint16, data []byte) ([]uint16, error) {
 	return out, nil
 }
 
-// sortKeys orders keys as the postings table does: field, then value
+// sortKeys orders keys as the lists and packs tables do: field, then value
 // byte-wise.
 func sortKeys(keys []pkey) {
 	slices.SortFunc(keys, func(a, b pkey) int {

@@ -17,7 +17,7 @@ import (
 // segments. In the transaction of a segment the writer deletes the events'
 // rows, records the runs of sequence numbers it removed in the purged
 // table, and takes the purged events out of the segment's postings: the
-// rows of the postings table for a segment written out, the in-memory lists
+// rows of lists and packs for a segment written out, the in-memory lists
 // otherwise (and then the segment is written out again from its start, in
 // case part of it already was). The time blocks keep their spans: a span
 // wider than the events left only costs a look at the block's rows.
