@@ -39,6 +39,11 @@ type API struct {
 	Manager *Manager
 	// MaxBodyBytes bounds request bodies (DefaultAPIMaxBody when zero).
 	MaxBodyBytes int64
+	// Audit, when set, records a silence made ("vigil_silence_created") or
+	// expired ("vigil_silence_expired") through the API, after the change:
+	// muting alerts is what an intruder with a token would do first. A
+	// failure to record it does not undo the change; Audit logs it.
+	Audit func(r *http.Request, action string, s Silence)
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -242,6 +247,9 @@ func (a *API) deleteSilence(w http.ResponseWriter, r *http.Request) {
 		httperr.Msg(w, http.StatusNotFound, err.Error())
 		return
 	}
+	if a.Audit != nil {
+		a.Audit(r, "vigil_silence_expired", s)
+	}
 	httperr.JSON(w, http.StatusOK, s)
 }
 
@@ -360,6 +368,9 @@ func (a *API) postSilence(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if a.Audit != nil {
+		a.Audit(r, "vigil_silence_created", out)
 	}
 	httperr.JSON(w, http.StatusOK, out)
 }

@@ -127,9 +127,13 @@ func newDetection(cfg config.Config, st store.Store, hub *api.Hub, reg prometheu
 	return d, nil
 }
 
-// mount adds the alert, silence and decision APIs to mux behind wrap.
-func (d *detection) mount(mux *http.ServeMux, wrap func(http.Handler) http.Handler, srv *http.Server) {
-	alert.NewAPI(d.alerts).Register(mux, wrap)
+// mount adds the alert, silence and decision APIs to mux behind wrap;
+// audit records silences made and expired in the log.
+func (d *detection) mount(mux *http.ServeMux, wrap func(http.Handler) http.Handler, srv *http.Server,
+	audit func(r *http.Request, action string, s alert.Silence)) {
+	api := alert.NewAPI(d.alerts)
+	api.Audit = audit
+	api.Register(mux, wrap)
 	mux.Handle("/api/v1/decisions", wrap(d.handler))
 	mux.Handle("/api/v1/decisions/", wrap(d.handler))
 	srv.RegisterOnShutdown(d.handler.CloseStreams)

@@ -44,3 +44,36 @@ func TestHoldChangesAreAudited(t *testing.T) {
 		}
 	}
 }
+
+// TestSilenceChangesAreAudited: making and expiring a silence through the
+// API each leave an audit event naming the token, whatever createdBy says.
+func TestSilenceChangesAreAudited(t *testing.T) {
+	const token = "vgl_silence-test-token"
+	v := servertest.Start(t, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0", token)
+	code, body := v.Do(t, "POST", "/api/v1/silences", token,
+		`{"matchers":["source.ip=\"203.0.113.7\""],"duration":"1h","createdBy":"someone else","comment":"pentest"}`)
+	if code != http.StatusOK {
+		t.Fatalf("create silence: %d %s", code, body)
+	}
+	id := body[strings.Index(body, `"id":"`)+6:]
+	id = id[:strings.Index(id, `"`)]
+	if code, body := v.Do(t, "DELETE", "/api/v1/silences/"+id, token, ""); code != http.StatusOK {
+		t.Fatalf("expire silence: %d %s", code, body)
+	}
+	c := client.New(v.URL, token)
+	for _, action := range []string{"vigil_silence_created", "vigil_silence_expired"} {
+		res, err := c.Search(context.Background(), url.Values{"action": {action}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Events) != 1 {
+			t.Fatalf("%s: %d events", action, len(res.Events))
+		}
+		ev := string(res.Events[0].Event)
+		for _, want := range []string{id, `"name":"admin"`, `source.ip=\"203.0.113.7\"`, "pentest", "someone else"} {
+			if !strings.Contains(ev, want) {
+				t.Errorf("%s lacks %q: %s", action, want, ev)
+			}
+		}
+	}
+}

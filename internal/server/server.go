@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilsec/vigil/internal/alert"
 	"github.com/vigilsec/vigil/internal/api"
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/config"
@@ -397,7 +398,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s.detect.mount(mux, s.requireToken, s.http)
+	s.detect.mount(mux, s.requireToken, s.http, s.auditSilence)
 	// The Merkle tree over the log and its signed checkpoints. Public key,
 	// checkpoints and consistency proofs need no token (a witness reads
 	// them, and they reveal no event); inclusion proofs and exports do.
@@ -569,6 +570,28 @@ func PrepareDataDir(dir string, allowOpen bool) error {
 		return fmt.Errorf("data directory %s has mode %04o: other users could read security events; fix with: chmod 700 %s (or start with --allow-open-data-dir)", dir, fi.Mode().Perm(), dir)
 	}
 	return nil
+}
+
+// auditSilence records a silence made or expired through the API, with the
+// token that did it (a silence's createdBy is whatever the client wrote).
+func (s *Server) auditSilence(r *http.Request, action string, sil alert.Silence) {
+	who, _ := auth.FromContext(r.Context())
+	matchers := make([]string, len(sil.Matchers))
+	for i, m := range sil.Matchers {
+		matchers[i] = m.String()
+	}
+	err := s.appendAudit(r.Context(), map[string]any{
+		"event": map[string]any{"kind": "event", "category": "configuration", "type": "change", "action": action, "outcome": "success"},
+		"user":  map[string]any{"name": who.Name},
+		"vigil": map[string]any{"silence": map[string]any{
+			"id": sil.ID, "matchers": matchers, "starts_at": sil.StartsAt, "ends_at": sil.EndsAt,
+			"created_by": sil.CreatedBy, "comment": sil.Comment,
+		}},
+		"message": fmt.Sprintf("silence %s %s by %s: %s", sil.ID, strings.TrimPrefix(action, "vigil_silence_"), who.Name, strings.Join(matchers, ", ")),
+	})
+	if err != nil {
+		s.log.Error("record silence change in the log", "action", action, "silence", sil.ID, "err", err)
+	}
 }
 
 // appendAudit stores one of Vigil's own audit events, durably, and wakes
