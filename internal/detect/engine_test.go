@@ -557,3 +557,29 @@ func TestLapseWithoutTick(t *testing.T) {
 		{4 * time.Minute, request("192.0.2.1", "/", 500), []string{"-errors{}", "+errors{}"}},
 	})
 }
+
+// TestLateEvents: events older than the window behind the watermark (a
+// shipper replaying its spool after Vigil was down) count with their own
+// group's events for threshold rules, and fire it; behind an active group's
+// window they do not count. The next tick resolves the late alert.
+func TestLateEvents(t *testing.T) {
+	rs := ruleSet(t, `
+- {name: brute, kind: threshold, filter: event.action = authn_login_fail, group_by: [source.ip], window: 1m, threshold: 3}
+- {name: stuffing, kind: threshold, filter: event.action = authn_login_fail, group_by: [source.ip], window: 1m, distinct: user.name, threshold: 3}
+`)
+	run(t, NewEngine(rs), []scriptStep{
+		// Live traffic moves the watermark to 10m.
+		{10 * time.Minute, fail("192.0.2.1", "a"), nil},
+		{10*time.Minute + time.Second, fail("192.0.2.1", "b"), nil},
+		// A replay from 9 minutes before, for another address: three
+		// failures in 20 seconds fire both rules for it.
+		{0, fail("192.0.2.9", "a"), nil},
+		{10 * time.Second, fail("192.0.2.9", "b"), nil},
+		{20 * time.Second, fail("192.0.2.9", "c"), []string{"+brute{source.ip=192.0.2.9}", "+stuffing{source.ip=192.0.2.9}"}},
+		// A late failure for the live address is behind its window: it
+		// does not make a third.
+		{30 * time.Second, fail("192.0.2.1", "c"), nil},
+		// The clock resolves the late alerts.
+		{10*time.Minute + 2*time.Second, nil, []string{"-brute{source.ip=192.0.2.9}", "-stuffing{source.ip=192.0.2.9}"}},
+	})
+}

@@ -113,9 +113,6 @@ func (m *thresholdEval) process(x *ctx) {
 	x.rt.stats.Matches++
 	t := x.t.UnixNano()
 	cutoff := x.wm.Add(-r.Window).UnixNano()
-	if t <= cutoff {
-		return // older than the window: it cannot count any more
-	}
 	p := &r.threshold
 	var w float64 = 1
 	var dv string
@@ -133,8 +130,22 @@ func (m *thresholdEval) process(x *ctx) {
 		}
 		dv = v
 	}
+	if t <= cutoff && m.t.len() >= m.t.max && m.t.get(x.groupKey(r.groupFields)) == nil {
+		return // late, for a new group, with the table full: evict nothing for it
+	}
 	g, _ := lookup(x, &m.t, x.groupKey(r.groupFields), len(r.groupFields))
 	s := &g.s
+	if t <= cutoff {
+		// Older than the window behind the watermark: a shipper replaying
+		// its spool after Vigil was down, a host whose logs come late. It
+		// counts with its own group's events when they are as old: the
+		// window is cut from the group's latest event instead. Behind an
+		// active group's window it cannot count any more.
+		cutoff = max(t, m.latest(s)) - int64(r.Window)
+		if t <= cutoff {
+			return
+		}
+	}
 	if p.distinct.IsZero() {
 		s.pts.expire(cutoff)
 	} else if len(s.distinct) > 0 {
@@ -188,6 +199,18 @@ func (m *thresholdEval) pruneDistinct(s *thrState, cutoff int64) {
 		}
 		delete(s.distinct, oldest)
 	}
+}
+
+// latest returns the time of the group's latest event (0 when none).
+func (m *thresholdEval) latest(s *thrState) int64 {
+	var t int64
+	if n := len(s.pts.pts); n > s.pts.head {
+		t = s.pts.pts[n-1].t
+	}
+	for _, e := range s.distinct {
+		t = max(t, e.t)
+	}
+	return t
 }
 
 // value returns the measured value after cutoff and the number of events
