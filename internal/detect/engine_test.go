@@ -582,4 +582,18 @@ func TestLateEvents(t *testing.T) {
 		// The clock resolves the late alerts.
 		{10*time.Minute + 2*time.Second, nil, []string{"-brute{source.ip=192.0.2.9}", "-stuffing{source.ip=192.0.2.9}"}},
 	})
+
+	// Ratio rules too: a late burst of errors for one path fires.
+	rs = ruleSet(t, `
+- {name: errors, kind: ratio, filter: http.response.status_code >= 500, total_filter: event.action = http_request, group_by: [url.path], window: 1m, ratio: 0.5, min_total: 2}
+`)
+	run(t, NewEngine(rs), []scriptStep{
+		{10 * time.Minute, request("192.0.2.1", "/live", 200), nil},
+		{time.Second, request("192.0.2.1", "/pay", 500), nil},
+		{2 * time.Second, request("192.0.2.1", "/pay", 500), []string{"+errors{url.path=/pay}"}},
+		// Behind the live path's window: not counted.
+		{3 * time.Second, request("192.0.2.1", "/live", 500), nil},
+		{4 * time.Second, request("192.0.2.1", "/live", 500), nil},
+		{10*time.Minute + time.Second, nil, []string{"-errors{url.path=/pay}"}},
+	})
 }

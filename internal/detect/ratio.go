@@ -1,5 +1,7 @@
 package detect
 
+import "math"
+
 // ratioSlot counts the events of one slot of a ratio window.
 type ratioSlot struct {
 	idx        int64 // slot number: time / slot width
@@ -57,11 +59,20 @@ func (m *ratioEval) process(x *ctx) {
 	t := x.t.UnixNano()
 	idx := floorDiv(t, m.width)
 	cur := floorDiv(x.wm.UnixNano(), m.width)
-	if idx <= cur-ratioSlots {
-		return
+	late := idx <= cur-ratioSlots
+	if late && m.t.len() >= m.t.max && m.t.get(x.groupKey(r.groupFields)) == nil {
+		return // late, for a new group, with the table full: evict nothing for it
 	}
 	g, _ := lookup(x, &m.t, x.groupKey(r.groupFields), len(r.groupFields))
 	s := &g.s
+	if late {
+		// Older than the window behind the watermark: it counts with its
+		// own group's events when they are as old, as for threshold rules.
+		cur = max(idx, latestSlot(s))
+		if idx <= cur-ratioSlots {
+			return
+		}
+	}
 	if g.firing {
 		m.judge(x, g, cur, x.seq) // resolves a condition that lapsed since the last event
 	}
@@ -76,6 +87,18 @@ func (m *ratioEval) process(x *ctx) {
 		s.nh++
 	}
 	m.judge(x, g, cur, x.seq)
+}
+
+// latestSlot returns the index of the group's latest slot with events
+// (math.MinInt64 when none).
+func latestSlot(s *ratioState) int64 {
+	l := int64(math.MinInt64)
+	for _, sl := range s.slots {
+		if sl.total > 0 {
+			l = max(l, sl.idx)
+		}
+	}
+	return l
 }
 
 // judge updates the group's alert state from its window ending at slot cur.
