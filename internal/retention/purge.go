@@ -132,6 +132,9 @@ func (p *Purger) run(ctx context.Context, req Request) (*Result, error) {
 	}
 	now := p.now().UTC()
 	res := &Result{Run: runName(now), DryRun: req.DryRun, ByType: map[Type]int64{}}
+	if !req.DryRun {
+		p.removePartialArchives()
+	}
 	cp, err := p.Ledger.Sync(ctx)
 	if err != nil {
 		return res, fmt.Errorf("purge: seal the log: %w", err)
@@ -191,6 +194,21 @@ func (p *Purger) purgeBatch(ctx context.Context, purger store.Purger, res *Resul
 	}
 	res.Absent += pr.Absent
 	return nil
+}
+
+// removePartialArchives deletes the archives a purge was writing when the
+// process stopped (their .tmp files): they were never complete, never
+// named in an audit event, and the events in them were not removed.
+func (p *Purger) removePartialArchives() {
+	dir := filepath.Join(p.DataDir, ArchiveDir)
+	tmps, _ := filepath.Glob(filepath.Join(dir, "purge-*.jsonl.gz.tmp"))
+	for _, f := range tmps {
+		if err := os.Remove(f); err != nil {
+			p.log().Warn("retention: remove a partial archive", "file", f, "err", err)
+			continue
+		}
+		p.log().Info("retention: removed a partial archive left by an interrupted purge", "file", filepath.Base(f))
+	}
 }
 
 // writeArchive writes the events seqs (ascending) as a gzip ledger export

@@ -427,8 +427,13 @@ func TestInterruptedPurge(t *testing.T) {
 			if _, err := p.Run(ctx, Request{}); err == nil {
 				t.Fatal("the interrupted run succeeded")
 			}
-			// Restart: reopen everything, run again.
+			// Restart: reopen everything, run again. A partial archive,
+			// as a process killed while writing one leaves, is removed.
 			e.close()
+			partial := filepath.Join(e.dir, ArchiveDir, "purge-20250101T000000Z-0001.jsonl.gz.tmp")
+			if err := os.WriteFile(partial, []byte("half an archive"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			e.open()
 			e.sync()
 			res, err := e.purger(Config{Batch: 1000}).Run(ctx, Request{})
@@ -439,6 +444,9 @@ func TestInterruptedPurge(t *testing.T) {
 				t.Errorf("%d job events left", c)
 			}
 			e.verifyArchives(res)
+			if _, err := os.Stat(partial); !os.IsNotExist(err) {
+				t.Errorf("partial archive still there: %v", err)
+			}
 			e.sync()
 			if rep := e.verifyDir(); !rep.OK() || rep.Purged != 3000 {
 				t.Errorf("VerifyDataDir: ok %v, purged %d, problems %v", rep.OK(), rep.Purged, rep.Problems)
