@@ -596,4 +596,15 @@ func TestLateEvents(t *testing.T) {
 		{4 * time.Second, request("192.0.2.1", "/live", 500), nil},
 		{10*time.Minute + time.Second, nil, []string{"-errors{url.path=/pay}"}},
 	})
+
+	// Sequence rules compare the events' own times: a late run fires too.
+	rs = ruleSet(t, `
+- {name: takeover, kind: sequence, by: [user.name], within: 10m, resolve_after: 1m, steps: [{filter: event.action = authn_login_fail, count: 2}, {filter: event.action = authn_login_success}]}
+`)
+	run(t, NewEngine(rs), []scriptStep{
+		{time.Hour, success("192.0.2.1", "bob"), nil},
+		{0, fail("192.0.2.9", "alice"), nil},
+		{time.Second, fail("192.0.2.9", "alice"), nil},
+		{2 * time.Second, success("192.0.2.9", "alice"), []string{"+takeover{user.name=alice}"}},
+	})
 }
