@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/server/servertest"
@@ -134,8 +135,15 @@ func TestCLIToken(t *testing.T) {
 	if _, errs, code := vigil(t, "search", "--token", tok, "hello"); code == 0 || !strings.Contains(errs, "may not GET") {
 		t.Errorf("search with the ingest token: %d %q", code, errs)
 	}
+	if _, errs, code := vigil(t, "token", "create", "pentest", "--role", "read", "--expires", "7d"); code != 0 || !strings.Contains(errs, "expiring "+time.Now().Add(7*24*time.Hour).UTC().Format("2006-01-02")) {
+		t.Errorf("create with --expires: %d %q", code, errs)
+	}
+	if _, _, code := vigil(t, "token", "create", "y", "--role", "read", "--expires", "someday"); code != 2 {
+		t.Errorf("--expires someday: exit %d, want 2", code)
+	}
 	out, errs, code = vigil(t, "token", "list")
-	if code != 0 || !strings.Contains(out, "shop-shipper") || !strings.Contains(out, "ingest") || strings.Contains(out, tok) {
+	if code != 0 || !strings.Contains(out, "shop-shipper") || !strings.Contains(out, "ingest") || strings.Contains(out, tok) ||
+		!strings.Contains(out, "EXPIRES") || !strings.Contains(out, time.Now().Add(7*24*time.Hour).UTC().Format("2006-01-02")) {
 		t.Errorf("list: %d %q %q", code, out, errs)
 	}
 	if _, errs, code := vigil(t, "token", "create", "x", "--role", "root"); code == 0 || !strings.Contains(errs, "unknown role") {

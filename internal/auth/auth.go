@@ -95,7 +95,17 @@ type Entry struct {
 	Role    string    `json:"role"`
 	Hash    string    `json:"sha256"`
 	Created time.Time `json:"created"`
+	// Expires, when set, is when the token stops working.
+	Expires time.Time `json:"expires,omitzero"`
 }
+
+// Expired reports whether the token has expired at now.
+func (e Entry) Expired(now time.Time) bool {
+	return !e.Expires.IsZero() && !now.Before(e.Expires)
+}
+
+// MaxTokenLifetime bounds how far ahead a token's expiry may be set.
+const MaxTokenLifetime = 10 * 365 * 24 * time.Hour
 
 // Tokens is the set of valid tokens, kept in a JSON file (mode 0600).
 type Tokens struct {
@@ -165,13 +175,17 @@ var (
 	ErrLastAdmin = errors.New("the last admin token cannot be revoked: create another admin token first")
 )
 
-// Create makes a new token for name and role, stores its hash and returns
-// the token (shown once). A name in use is refused with ErrExists.
-func (t *Tokens) Create(name, role string) (string, Entry, error) {
+// Create makes a new token for name and role, expiring at expires (zero:
+// never), stores its hash and returns the token (shown once). A name in use
+// is refused with ErrExists.
+func (t *Tokens) Create(name, role string, expires time.Time) (string, Entry, error) {
 	if err := CheckName(name); err != nil {
 		return "", Entry{}, err
 	}
 	if err := CheckRole(role); err != nil {
+		return "", Entry{}, err
+	}
+	if err := CheckExpiry(expires, time.Now()); err != nil {
 		return "", Entry{}, err
 	}
 	tok := NewToken()
@@ -182,13 +196,30 @@ func (t *Tokens) Create(name, role string) (string, Entry, error) {
 			return "", Entry{}, fmt.Errorf("token %q: %w", name, ErrExists)
 		}
 	}
-	e := Entry{Name: name, Role: role, Hash: hashToken(tok), Created: time.Now().UTC()}
+	e := Entry{Name: name, Role: role, Hash: hashToken(tok), Created: time.Now().UTC(), Expires: expires.UTC()}
+	if expires.IsZero() {
+		e.Expires = time.Time{}
+	}
 	t.entries = append(t.entries, e)
 	if err := t.save(); err != nil {
 		t.entries = t.entries[:len(t.entries)-1]
 		return "", Entry{}, err
 	}
 	return tok, e, nil
+}
+
+// CheckExpiry reports whether expires is a valid expiry at now: zero
+// (never), or in the future and at most MaxTokenLifetime ahead.
+func CheckExpiry(expires, now time.Time) error {
+	switch {
+	case expires.IsZero():
+		return nil
+	case !expires.After(now):
+		return fmt.Errorf("expires %s is not in the future", expires.UTC().Format(time.RFC3339))
+	case expires.Sub(now) > MaxTokenLifetime:
+		return errors.New("expires is more than 10 years ahead")
+	}
+	return nil
 }
 
 // Remove revokes the token called name and returns its entry. The last
@@ -307,27 +338,32 @@ func BearerToken(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// Require wraps next so that it runs only for a request carrying a valid
-// bearer token whose role allows it (Entry.Allows); others get 401 (no or
-// unknown token) or 403 (not allowed) with a JSON error. onFail, when set,
+// Require wraps next so that it runs only for a request carrying a valid,
+// unexpired bearer token whose role allows it (Entry.Allows); others get
+// 401 (no, unknown or expired token) or 403 (not allowed) with a JSON
+// error. onFail, when set,
 // is called for each refused request (for metrics).
 func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := BearerToken(r)
 		msg := "missing bearer token: send Authorization: Bearer <token>"
 		if ok {
-			if e, valid := t.Check(tok); valid {
-				if !e.Allows(r.Method, r.URL.Path) {
-					if onFail != nil {
-						onFail()
-					}
-					httperr.Msg(w, http.StatusForbidden, fmt.Sprintf("token %q (role %s) may not %s %s", e.Name, e.Role, r.Method, r.URL.Path))
-					return
+			e, valid := t.Check(tok)
+			switch {
+			case !valid:
+				msg = "invalid token"
+			case e.Expired(time.Now()):
+				msg = fmt.Sprintf("token %q expired at %s", e.Name, e.Expires.UTC().Format(time.RFC3339))
+			case !e.Allows(r.Method, r.URL.Path):
+				if onFail != nil {
+					onFail()
 				}
+				httperr.Msg(w, http.StatusForbidden, fmt.Sprintf("token %q (role %s) may not %s %s", e.Name, e.Role, r.Method, r.URL.Path))
+				return
+			default:
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
 				return
 			}
-			msg = "invalid token"
 		}
 		if onFail != nil {
 			onFail()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTokensStoredHashed(t *testing.T) {
@@ -111,15 +112,15 @@ func TestCreateRemove(t *testing.T) {
 	if err := tokens.Add("admin", "admin", NewToken()); err != nil {
 		t.Fatal(err)
 	}
-	tok, e, err := tokens.Create("shop-shipper", "ingest")
+	tok, e, err := tokens.Create("shop-shipper", "ingest", time.Time{})
 	if err != nil || e.Role != "ingest" || !strings.HasPrefix(tok, TokenPrefix) {
 		t.Fatalf("Create = %q, %+v, %v", tok, e, err)
 	}
-	if _, _, err := tokens.Create("shop-shipper", "read"); !errors.Is(err, ErrExists) {
+	if _, _, err := tokens.Create("shop-shipper", "read", time.Time{}); !errors.Is(err, ErrExists) {
 		t.Errorf("second token of the same name: %v", err)
 	}
 	for _, c := range [][2]string{{"", "read"}, {"a b", "read"}, {strings.Repeat("x", 65), "read"}, {"ok", "root"}} {
-		if _, _, err := tokens.Create(c[0], c[1]); err == nil {
+		if _, _, err := tokens.Create(c[0], c[1], time.Time{}); err == nil {
 			t.Errorf("Create(%q, %q) accepted", c[0], c[1])
 		}
 	}
@@ -149,7 +150,7 @@ func TestCreateRemove(t *testing.T) {
 
 func TestRequireRole(t *testing.T) {
 	tokens, _ := Load(filepath.Join(t.TempDir(), "t.json"))
-	tok, _, _ := tokens.Create("reader", "read")
+	tok, _, _ := tokens.Create("reader", "read", time.Time{})
 	h := tokens.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }), nil)
 	for method, want := range map[string]int{"GET": 204, "POST": 403} {
 		r := httptest.NewRequest(method, "/api/v1/events", nil)
@@ -162,5 +163,37 @@ func TestRequireRole(t *testing.T) {
 		if want == 403 && !strings.Contains(w.Body.String(), `may not POST /api/v1/events`) {
 			t.Errorf("403 body %q", w.Body.String())
 		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	tokens, _ := Load(filepath.Join(t.TempDir(), "t.json"))
+	if _, _, err := tokens.Create("old", "read", time.Now().Add(-time.Minute)); err == nil {
+		t.Error("a token expiring in the past was made")
+	}
+	if _, _, err := tokens.Create("far", "read", time.Now().Add(11*365*24*time.Hour)); err == nil {
+		t.Error("a token expiring in 11 years was made")
+	}
+	tok, e, err := tokens.Create("short", "read", time.Now().Add(time.Hour))
+	if err != nil || e.Expires.IsZero() {
+		t.Fatalf("Create: %+v %v", e, err)
+	}
+	h := tokens.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }), nil)
+	get := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/api/v1/events", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := get(); w.Code != 204 {
+		t.Fatalf("before expiry: %d", w.Code)
+	}
+	// Expired: as if an hour had passed.
+	tokens.mu.Lock()
+	tokens.entries[0].Expires = time.Now().Add(-time.Second)
+	tokens.mu.Unlock()
+	if w := get(); w.Code != 401 || !strings.Contains(w.Body.String(), `token \"short\" expired at`) {
+		t.Errorf("after expiry: %d %s", w.Code, w.Body.String())
 	}
 }

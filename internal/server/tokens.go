@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/httperr"
@@ -25,11 +26,16 @@ type tokenView struct {
 	Name    string `json:"name"`
 	Role    string `json:"role"`
 	Created string `json:"created"`
+	Expires string `json:"expires,omitempty"`
 	Token   string `json:"token,omitempty"`
 }
 
 func viewOf(e auth.Entry) tokenView {
-	return tokenView{Name: e.Name, Role: e.Role, Created: e.Created.UTC().Format("2006-01-02T15:04:05Z")}
+	v := tokenView{Name: e.Name, Role: e.Role, Created: e.Created.UTC().Format(time.RFC3339)}
+	if !e.Expires.IsZero() {
+		v.Expires = e.Expires.UTC().Format(time.RFC3339)
+	}
+	return v
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -46,25 +52,30 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Name string `json:"name"`
-		Role string `json:"role"`
+		Name    string    `json:"name"`
+		Role    string    `json:"role"`
+		Expires time.Time `json:"expires"`
 	}
-	if !httperr.DecodeBody(w, r, maxTokenBody, `token (want {"name": "...", "role": "admin|ingest|read"})`, &req) {
+	if !httperr.DecodeBody(w, r, maxTokenBody, `token (want {"name": "...", "role": "admin|ingest|read", "expires": optional RFC 3339 time})`, &req) {
 		return
 	}
-	tok, e, err := s.tokens.Create(req.Name, req.Role)
+	tok, e, err := s.tokens.Create(req.Name, req.Role, req.Expires)
 	switch {
 	case errors.Is(err, auth.ErrExists):
 		httperr.Msg(w, http.StatusConflict, err.Error()+": revoke it first to replace it")
 		return
-	case err != nil && (auth.CheckName(req.Name) != nil || auth.CheckRole(req.Role) != nil):
+	case err != nil && (auth.CheckName(req.Name) != nil || auth.CheckRole(req.Role) != nil || auth.CheckExpiry(req.Expires, time.Now()) != nil):
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
 		httperr.Msg(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.auditToken(r, "authn_token_created", "creation", e, "token "+e.Name+" created with role "+e.Role)
+	msg := "token " + e.Name + " created with role " + e.Role
+	if !e.Expires.IsZero() {
+		msg += ", expiring " + e.Expires.UTC().Format(time.RFC3339)
+	}
+	s.auditToken(r, "authn_token_created", "creation", e, msg)
 	v := viewOf(e)
 	v.Token = tok
 	httperr.JSON(w, http.StatusCreated, v)

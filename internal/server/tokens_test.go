@@ -58,6 +58,8 @@ func TestTokenRoles(t *testing.T) {
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"root"}`, 400},
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x y","role":"read"}`, 400},
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","extra":1}`, 400},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","expires":"2020-01-01T00:00:00Z"}`, 400},
+		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","expires":"soon"}`, 400},
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"` + strings.Repeat("r", 5000) + `"}`, 413},
 		{"DELETE", "/api/v1/tokens/admin", testToken, "", 409},
 		{"DELETE", "/api/v1/tokens/nobody", testToken, "", 404},
