@@ -40,24 +40,12 @@ Run 'vigil decisions COMMAND --help' for a command's flags.
 `
 
 func runDecisions(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, decisionsUsage)
-		return usageError{errors.New("missing command: list, add, remove or export")}
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, decisionsUsage)
-		return nil
-	case "list", "ls":
-		return decisionsList(args[1:], stdout, stderr)
-	case "add":
-		return decisionsAdd(args[1:], stdout, stderr)
-	case "remove", "rm":
-		return decisionsRemove(args[1:], stdout, stderr)
-	case "export":
-		return decisionsExport(args[1:], stdout, stderr)
-	}
-	return usageError{fmt.Errorf("unknown command %q: want list, add, remove or export", args[0])}
+	return runSubcommand(args, stdout, stderr, decisionsUsage, "list, add, remove or export", []subcommand{
+		{[]string{"list", "ls"}, decisionsList},
+		{[]string{"add"}, decisionsAdd},
+		{[]string{"remove", "rm"}, decisionsRemove},
+		{[]string{"export"}, decisionsExport},
+	})
 }
 
 // decisionsAPI calls the decisions API. out, when not nil, receives the JSON

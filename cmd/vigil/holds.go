@@ -33,22 +33,11 @@ Examples:
 `
 
 func runHolds(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, holdsUsage)
-		return usageError{errors.New("missing command: list, add or remove")}
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, holdsUsage)
-		return nil
-	case "list", "ls":
-		return holdsList(args[1:], stdout, stderr)
-	case "add":
-		return holdsAdd(args[1:], stdout, stderr)
-	case "remove", "rm":
-		return holdsRemove(args[1:], stdout, stderr)
-	}
-	return usageError{fmt.Errorf("unknown command %q: want list, add or remove", args[0])}
+	return runSubcommand(args, stdout, stderr, holdsUsage, "list, add or remove", []subcommand{
+		{[]string{"list", "ls"}, holdsList},
+		{[]string{"add"}, holdsAdd},
+		{[]string{"remove", "rm"}, holdsRemove},
+	})
 }
 
 func holdsList(args []string, stdout, stderr io.Writer) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vigilsec/vigil/internal/client"
@@ -95,6 +96,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// subcommand is one word of a command that has several (vigil decisions
+// list), with its aliases.
+type subcommand struct {
+	names []string
+	run   func(args []string, stdout, stderr io.Writer) error
+}
+
+// runSubcommand runs the subcommand args[0] names. usage is printed for
+// help, and to stderr when no subcommand is given; want names the
+// subcommands in errors ("list, add or remove").
+func runSubcommand(args []string, stdout, stderr io.Writer, usage, want string, subs []subcommand) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("missing command: " + want)}
+	}
+	if slices.Contains([]string{"-h", "--help", "help"}, args[0]) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	for _, s := range subs {
+		if slices.Contains(s.names, args[0]) {
+			return s.run(args[1:], stdout, stderr)
+		}
+	}
+	return usageError{fmt.Errorf("unknown command %q: want %s", args[0], want)}
 }
 
 // usageError is a mistake in the command line (exit code 2).

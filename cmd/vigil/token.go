@@ -37,22 +37,11 @@ Examples:
 `
 
 func runToken(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tokenUsage)
-		return usageError{errors.New("missing command: create, list or revoke")}
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, tokenUsage)
-		return nil
-	case "create":
-		return tokenCreate(args[1:], stdout, stderr)
-	case "list", "ls":
-		return tokenList(args[1:], stdout, stderr)
-	case "revoke", "rm":
-		return tokenRevoke(args[1:], stdout, stderr)
-	}
-	return usageError{fmt.Errorf("unknown command %q: want create, list or revoke", args[0])}
+	return runSubcommand(args, stdout, stderr, tokenUsage, "create, list or revoke", []subcommand{
+		{[]string{"create"}, tokenCreate},
+		{[]string{"list", "ls"}, tokenList},
+		{[]string{"revoke", "rm"}, tokenRevoke},
+	})
 }
 
 type tokenInfo struct {
