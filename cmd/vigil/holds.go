@@ -80,7 +80,7 @@ func holdsAdd(args []string, stdout, stderr io.Writer) error {
 	}
 	h := retention.Hold{ID: words[0], Query: *query, Incident: *incident, Reason: *reason}
 	if *until != "" {
-		if h.Until, err = parseTime(*until); err != nil {
+		if h.Until, err = retention.ParseDate(*until); err != nil {
 			return usageError{fmt.Errorf("--until: %w", err)}
 		}
 	}
@@ -101,15 +101,4 @@ func holdsRemove(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "hold %s lifted\n", words[0])
 	return nil
-}
-
-// parseTime reads an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC).
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, or YYYY-MM-DD)", s)
 }

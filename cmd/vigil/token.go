@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/internal/alert"
+	"github.com/vigilsec/vigil/internal/retention"
 )
 
 const tokenUsage = `Usage: vigil token COMMAND [flags]
@@ -106,7 +107,7 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 	if d, err := alert.ParseDuration(s); err == nil {
 		return now.Add(d), nil
 	}
-	return parseTime(s)
+	return retention.ParseDate(s)
 }
 
 func tokenRevoke(args []string, stdout, stderr io.Writer) error {
