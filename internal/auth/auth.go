@@ -168,8 +168,10 @@ func CheckName(name string) error {
 	return nil
 }
 
-// ErrExists and ErrNotFound are returned by Create and Remove.
+// Errors of Create and Remove. ErrInvalid is matched (errors.Is) by a bad
+// name, role or expiry.
 var (
+	ErrInvalid   = errors.New("invalid token request")
 	ErrExists    = errors.New("a token with this name exists")
 	ErrNotFound  = errors.New("no token with this name")
 	ErrLastAdmin = errors.New("the last admin token cannot be revoked: create another admin token first")
@@ -179,14 +181,10 @@ var (
 // never), stores its hash and returns the token (shown once). A name in use
 // is refused with ErrExists.
 func (t *Tokens) Create(name, role string, expires time.Time) (string, Entry, error) {
-	if err := CheckName(name); err != nil {
-		return "", Entry{}, err
-	}
-	if err := CheckRole(role); err != nil {
-		return "", Entry{}, err
-	}
-	if err := CheckExpiry(expires, time.Now()); err != nil {
-		return "", Entry{}, err
+	for _, err := range []error{CheckName(name), CheckRole(role), CheckExpiry(expires, time.Now())} {
+		if err != nil {
+			return "", Entry{}, invalid{err}
+		}
 	}
 	tok := NewToken()
 	t.mu.Lock()
@@ -196,9 +194,9 @@ func (t *Tokens) Create(name, role string, expires time.Time) (string, Entry, er
 			return "", Entry{}, fmt.Errorf("token %q: %w", name, ErrExists)
 		}
 	}
-	e := Entry{Name: name, Role: role, Hash: hashToken(tok), Created: time.Now().UTC(), Expires: expires.UTC()}
-	if expires.IsZero() {
-		e.Expires = time.Time{}
+	e := Entry{Name: name, Role: role, Hash: hashToken(tok), Created: time.Now().UTC()}
+	if !expires.IsZero() {
+		e.Expires = expires.UTC()
 	}
 	t.entries = append(t.entries, e)
 	if err := t.save(); err != nil {
@@ -207,6 +205,13 @@ func (t *Tokens) Create(name, role string, expires time.Time) (string, Entry, er
 	}
 	return tok, e, nil
 }
+
+// invalid is an error in what the caller of Create asked for; it matches
+// ErrInvalid and reads as the error it holds.
+type invalid struct{ error }
+
+func (invalid) Is(target error) bool { return target == ErrInvalid }
+func (e invalid) Unwrap() error      { return e.error }
 
 // CheckExpiry reports whether expires is a valid expiry at now: zero
 // (never), or in the future and at most MaxTokenLifetime ahead.

@@ -120,8 +120,8 @@ func TestCreateRemove(t *testing.T) {
 		t.Errorf("second token of the same name: %v", err)
 	}
 	for _, c := range [][2]string{{"", "read"}, {"a b", "read"}, {strings.Repeat("x", 65), "read"}, {"ok", "root"}} {
-		if _, _, err := tokens.Create(c[0], c[1], time.Time{}); err == nil {
-			t.Errorf("Create(%q, %q) accepted", c[0], c[1])
+		if _, _, err := tokens.Create(c[0], c[1], time.Time{}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Create(%q, %q): %v, want ErrInvalid", c[0], c[1], err)
 		}
 	}
 	again, _ := Load(path)

@@ -64,7 +64,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, auth.ErrExists):
 		httperr.Msg(w, http.StatusConflict, err.Error()+": revoke it first to replace it")
 		return
-	case err != nil && (auth.CheckName(req.Name) != nil || auth.CheckRole(req.Role) != nil || auth.CheckExpiry(req.Expires, time.Now()) != nil):
+	case errors.Is(err, auth.ErrInvalid):
 		httperr.Msg(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
