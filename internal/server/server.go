@@ -132,16 +132,17 @@ func (s *Server) shredKey(w http.ResponseWriter, r *http.Request) {
 		httperr.Msg(w, http.StatusBadRequest, fmt.Sprintf(`shredding a key cannot be undone: send {"confirm": %q}`, id))
 		return
 	}
-	i := slices.IndexFunc(s.keys(), func(k keyInfo) bool { return k.ID == id })
+	keys := s.keys()
+	i := slices.IndexFunc(keys, func(k keyInfo) bool { return k.ID == id })
 	switch {
 	case i < 0:
 		httperr.Msg(w, http.StatusNotFound, fmt.Sprintf("no data key %q", id))
 		return
-	case s.keys()[i].Current:
+	case keys[i].Current:
 		httperr.Msg(w, http.StatusConflict, fmt.Sprintf("data key %q is the current key: rotate first", id))
 		return
 	}
-	k := s.keys()[i]
+	k := keys[i]
 	if err := s.enc.Keyring().Shred(id); err != nil {
 		httperr.Msg(w, http.StatusInternalServerError, err.Error())
 		return
@@ -199,18 +200,29 @@ func (s *Server) changeMasterKey(w http.ResponseWriter, r *http.Request) {
 // auditKey records a key operation in the log with the token that made it.
 // The operation is done either way; a failure to record it is logged.
 func (s *Server) auditKey(r *http.Request, action, typ string, key map[string]any, msg string) {
-	who, _ := auth.FromContext(r.Context())
-	doc := map[string]any{
-		"event":   map[string]any{"kind": "event", "category": "configuration", "type": typ, "action": action, "outcome": "success"},
-		"user":    map[string]any{"name": who.Name},
-		"message": msg + " (by " + who.Name + ")",
-	}
+	var vigil map[string]any
 	if key != nil {
-		doc["vigil"] = map[string]any{"key": key}
+		vigil = map[string]any{"key": key}
 	}
-	if err := s.appendAudit(r.Context(), doc); err != nil {
+	if err := s.auditChange(r, "configuration", typ, action, vigil, func(who string) string { return msg + " (by " + who + ")" }); err != nil {
 		s.log.Error("record key operation in the log", "action", action, "err", err)
 	}
+}
+
+// auditChange records a change made through the API in the log: user.name
+// is the token that made it, vigil (when not nil) describes what changed,
+// message is built from the token's name.
+func (s *Server) auditChange(r *http.Request, category, typ, action string, vigil map[string]any, message func(who string) string) error {
+	who, _ := auth.FromContext(r.Context())
+	doc := map[string]any{
+		"event":   map[string]any{"kind": "event", "category": category, "type": typ, "action": action, "outcome": "success"},
+		"user":    map[string]any{"name": who.Name},
+		"message": message(who.Name),
+	}
+	if vigil != nil {
+		doc["vigil"] = vigil
+	}
+	return s.appendAudit(r.Context(), doc)
 }
 
 // New prepares the data directory, opens the store and binds the listener.
@@ -428,12 +440,8 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	holdAPI.Audit = func(r *http.Request, action string, h retention.Hold) error {
-		who, _ := auth.FromContext(r.Context())
-		return s.appendAudit(r.Context(), map[string]any{
-			"event":   map[string]any{"kind": "event", "category": "configuration", "type": "change", "action": action, "outcome": "success"},
-			"user":    map[string]any{"name": who.Name},
-			"vigil":   map[string]any{"hold": h},
-			"message": fmt.Sprintf("legal hold %s %s by %s", h.ID, strings.TrimPrefix(action, "vigil_hold_"), who.Name),
+		return s.auditChange(r, "configuration", "change", action, map[string]any{"hold": h}, func(who string) string {
+			return fmt.Sprintf("legal hold %s %s by %s", h.ID, strings.TrimPrefix(action, "vigil_hold_"), who)
 		})
 	}
 	holdAPI.Register(mux, s.requireToken)
@@ -575,19 +583,15 @@ func PrepareDataDir(dir string, allowOpen bool) error {
 // auditSilence records a silence made or expired through the API, with the
 // token that did it (a silence's createdBy is whatever the client wrote).
 func (s *Server) auditSilence(r *http.Request, action string, sil alert.Silence) {
-	who, _ := auth.FromContext(r.Context())
 	matchers := make([]string, len(sil.Matchers))
 	for i, m := range sil.Matchers {
 		matchers[i] = m.String()
 	}
-	err := s.appendAudit(r.Context(), map[string]any{
-		"event": map[string]any{"kind": "event", "category": "configuration", "type": "change", "action": action, "outcome": "success"},
-		"user":  map[string]any{"name": who.Name},
-		"vigil": map[string]any{"silence": map[string]any{
-			"id": sil.ID, "matchers": matchers, "starts_at": sil.StartsAt, "ends_at": sil.EndsAt,
-			"created_by": sil.CreatedBy, "comment": sil.Comment,
-		}},
-		"message": fmt.Sprintf("silence %s %s by %s: %s", sil.ID, strings.TrimPrefix(action, "vigil_silence_"), who.Name, strings.Join(matchers, ", ")),
+	err := s.auditChange(r, "configuration", "change", action, map[string]any{"silence": map[string]any{
+		"id": sil.ID, "matchers": matchers, "starts_at": sil.StartsAt, "ends_at": sil.EndsAt,
+		"created_by": sil.CreatedBy, "comment": sil.Comment,
+	}}, func(who string) string {
+		return fmt.Sprintf("silence %s %s by %s: %s", sil.ID, strings.TrimPrefix(action, "vigil_silence_"), who, strings.Join(matchers, ", "))
 	})
 	if err != nil {
 		s.log.Error("record silence change in the log", "action", action, "silence", sil.ID, "err", err)

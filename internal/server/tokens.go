@@ -103,12 +103,8 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 // record it is logged.
 func (s *Server) auditToken(r *http.Request, action, typ string, e auth.Entry, msg string) {
 	who, _ := auth.FromContext(r.Context())
-	err := s.appendAudit(r.Context(), map[string]any{
-		"event":   map[string]any{"kind": "event", "category": "iam", "type": typ, "action": action, "outcome": "success"},
-		"user":    map[string]any{"name": who.Name},
-		"vigil":   map[string]any{"token": map[string]any{"name": e.Name, "role": e.Role}},
-		"message": msg + " by " + who.Name,
-	})
+	err := s.auditChange(r, "iam", typ, action, map[string]any{"token": map[string]any{"name": e.Name, "role": e.Role}},
+		func(who string) string { return msg + " by " + who })
 	if err != nil {
 		s.log.Error("record token change in the log", "action", action, "token", e.Name, "err", err)
 	}
