@@ -240,3 +240,61 @@ func TestCLIHolds(t *testing.T) {
 		t.Errorf("removing an unknown hold: exit %d, want 1", code)
 	}
 }
+
+// TestCLILedgerKeyRotation: vigil pubkey rotate replaces the server's
+// checkpoint key; verify with the old public key still passes, through the
+// server's rotation statement; the rotation is in the log; a read token
+// cannot rotate.
+func TestCLILedgerKeyRotation(t *testing.T) {
+	url := startServer(t)
+	send := func(ids ...string) {
+		t.Helper()
+		var b strings.Builder
+		for _, id := range ids {
+			fmt.Fprintf(&b, `{"event":{"id":%q,"action":"authn_login_fail"},"user":{"name":"carol"},"message":"login failed"}`+"\n", id)
+		}
+		file := filepath.Join(t.TempDir(), "e.ndjson")
+		os.WriteFile(file, []byte(b.String()), 0o600)
+		if out, errs, code := vigil(t, "send", file); code != 0 {
+			t.Fatalf("send: %d %q %q", code, out, errs)
+		}
+	}
+	send("r1", "r2", "r3")
+	out, errs, code := vigil(t, "pubkey", "--server", url)
+	old := strings.TrimSpace(out)
+	if code != 0 || old == "" {
+		t.Fatalf("pubkey: %d %q %q", code, out, errs)
+	}
+	out, errs, code = vigil(t, "pubkey", "rotate")
+	rotated := strings.TrimSpace(out)
+	if code != 0 || rotated == old || !strings.HasPrefix(rotated, strings.SplitN(old, "+", 2)[0]+"+") || !strings.Contains(errs, "rotated at") {
+		t.Fatalf("pubkey rotate: %d %q %q", code, out, errs)
+	}
+	if out, _, _ := vigil(t, "pubkey", "--server", url); strings.TrimSpace(out) != rotated {
+		t.Fatalf("the server's key after the rotation: %q, want %q", out, rotated)
+	}
+	send("r4", "r5")
+	newID := strings.Join(strings.SplitN(rotated, "+", 3)[:2], "+")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, errs, code = vigil(t, "verify", "--server", url, "--pubkey", old)
+		if code == 0 && strings.Contains(out, "by "+newID) && strings.Contains(out, "rotated 1 time(s)") && !strings.Contains(out, "of 0 events") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verify with the old key after the rotation: %d %q %q", code, out, errs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, errs, code = vigil(t, "search", "--action", "vigil_ledger_key_rotated", "--json")
+	if code != 0 || !strings.Contains(out, rotated) || !strings.Contains(out, old) {
+		t.Errorf("the rotation in the log: %d %q %q", code, out, errs)
+	}
+	out, _, code = vigil(t, "token", "create", "auditor", "--role", "read")
+	if code != 0 {
+		t.Fatal("token create")
+	}
+	if _, errs, code := vigil(t, "pubkey", "rotate", "--token", strings.TrimSpace(out)); code == 0 || !strings.Contains(errs, "403") && !strings.Contains(errs, "may not") {
+		t.Errorf("rotate with a read token: %d %q", code, errs)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -162,7 +163,15 @@ func verifyServer(ctx context.Context, c *ledger.Client, v note.Verifier, from, 
 	if err != nil {
 		return nil, err
 	}
-	cp, err := ledger.OpenCheckpoint(msg, v)
+	rots, err := c.Rotations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := ledger.NewKeys(v, rots)
+	if err != nil {
+		return &ledger.Report{Problems: []ledger.Problem{{Reason: ledger.SignatureInvalid, Detail: "the server's key rotations: " + err.Error()}}}, nil
+	}
+	cp, err := keys.Open(msg)
 	if err != nil {
 		rep := &ledger.Report{}
 		reason := ledger.Malformed
@@ -174,7 +183,7 @@ func verifyServer(ctx context.Context, c *ledger.Client, v note.Verifier, from, 
 		return rep, nil
 	}
 	if cp.Size == 0 {
-		return &ledger.Report{Checkpoint: cp, Checkpoints: 1}, nil
+		return &ledger.Report{Checkpoint: cp, Checkpoints: 1, SignedBy: ledger.KeyID(keys.Current())}, nil
 	}
 	q := url.Values{"size": {strconv.FormatInt(cp.Size, 10)}}
 	if from != 0 {
@@ -208,12 +217,16 @@ func printVerifyReport(w io.Writer, rep *ledger.Report, what string, v note.Veri
 		enc.Encode(out)
 	} else if rep.OK() {
 		cp := rep.Checkpoint
+		signer := rep.SignedBy
+		if signer == "" {
+			signer = ledger.KeyID(v)
+		}
 		switch {
 		case cp.Size == 0:
-			fmt.Fprintf(w, "OK: %s: the log is empty (checkpoint of 0 events signed by %s+%08x)\n", what, v.Name(), v.KeyHash())
+			fmt.Fprintf(w, "OK: %s: the log is empty (checkpoint of 0 events signed by %s)\n", what, signer)
 		default:
-			fmt.Fprintf(w, "OK: %s: events %d..%d match the checkpoint of %d events signed at %s by %s+%08x\n",
-				what, rep.FromSeq, min(rep.ToSeq, uint64(cp.Size)), cp.Size, cp.Time.Format(time.RFC3339), v.Name(), v.KeyHash())
+			fmt.Fprintf(w, "OK: %s: events %d..%d match the checkpoint of %d events signed at %s by %s\n",
+				what, rep.FromSeq, min(rep.ToSeq, uint64(cp.Size)), cp.Size, cp.Time.Format(time.RFC3339), signer)
 			fmt.Fprintf(w, "  %d events read, %d signed checkpoint(s) checked, root %s\n", rep.Events, rep.Checkpoints, cp.Hash)
 		}
 		if rep.Uncovered > 0 {
@@ -255,15 +268,24 @@ func printVerifyReport(w io.Writer, rep *ledger.Report, what string, v note.Veri
 }
 
 func runPubkey(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pubkey", "[--data-dir DIR | --server URL]\n\n"+
+	fs := newFlags("pubkey", "[--data-dir DIR | --server URL]\n       vigil pubkey rotate [--server URL] [--token T]\n\n"+
 		"Prints the public key of the ledger's checkpoint signatures (NAME+HASH+BASE64),\n"+
 		"read from the data directory's signing key, or fetched from a server. Keep a\n"+
-		"copy where the server cannot change it: verifiers and witnesses need it.", stderr)
+		"copy where the server cannot change it: verifiers and witnesses need it.\n\n"+
+		"rotate: the server replaces its signing key (admin token). The old and the new\n"+
+		"key sign a statement linking them, so verifiers holding the old public key keep\n"+
+		"working; the old key can no longer sign larger trees. Prints the new key.", stderr)
 	cf := ledgerClientFlags(fs)
 	dataDir := fs.String("data-dir", "vigil-data", "data directory")
 	words, err := parseArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if len(words) == 1 && words[0] == "rotate" {
+		if ledgerFlagGiven(fs, "data-dir") {
+			return usageError{errors.New("rotate asks a running server (--server); the server owns the key")}
+		}
+		return rotateLedgerKey(*cf, stdout, stderr)
 	}
 	if err := noLedgerArgs(words); err != nil {
 		return err
@@ -293,6 +315,31 @@ func runPubkey(args []string, stdout, stderr io.Writer) error {
 		return unreadableErr(err)
 	}
 	fmt.Fprintln(stdout, k)
+	return nil
+}
+
+// rotateLedgerKey asks the server to rotate its checkpoint signing key and
+// prints the new public key.
+func rotateLedgerKey(cf clientFlags, stdout, stderr io.Writer) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		Rotation  ledger.Rotation `json:"rotation"`
+		PublicKey string          `json:"public_key"`
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/ledger/rotate", nil, &answer); err != nil {
+		return err
+	}
+	if _, err := ledger.OpenRotation([]byte(answer.Rotation.Note)); err != nil {
+		return fmt.Errorf("the server's answer: %w", err)
+	}
+	fmt.Fprintln(stdout, answer.PublicKey)
+	fmt.Fprintf(stderr, "vigil pubkey: the signing key was rotated at %d events; the old key %s signed the hand-over.\n"+
+		"Keep the new public key with the old one; verifiers holding either keep working.\n", answer.Rotation.Size, answer.Rotation.Old)
 	return nil
 }
 

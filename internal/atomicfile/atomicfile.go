@@ -32,10 +32,16 @@ func Write(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	return Rename(tmp, path)
+}
+
+// Rename renames oldpath to newpath and fsyncs newpath's directory, so that
+// the rename survives a crash.
+func Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
 		return err
 	}
-	dir, err := os.Open(filepath.Dir(path))
+	dir, err := os.Open(filepath.Dir(newpath))
 	if err != nil {
 		return err
 	}

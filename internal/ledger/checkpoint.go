@@ -70,34 +70,7 @@ func signCheckpoint(k *key, size int64, h tlog.Hash, t time.Time) (Checkpoint, e
 // origin, and parses it. A signature problem is a *SignatureError; a note
 // that does not follow the format wraps ErrMalformed.
 func OpenCheckpoint(msg []byte, v note.Verifier) (Checkpoint, error) {
-	if len(msg) > MaxNoteBytes {
-		return Checkpoint{}, fmt.Errorf("%w checkpoint: %d bytes, more than %d", ErrMalformed, len(msg), MaxNoteBytes)
-	}
-	n, err := note.Open(msg, note.VerifierList(v))
-	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		switch {
-		case errors.As(err, &unverified):
-			signers := make([]string, 0, len(unverified.Note.UnverifiedSigs))
-			for _, s := range unverified.Note.UnverifiedSigs {
-				signers = append(signers, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
-			}
-			return Checkpoint{}, &SignatureError{Key: keyID(v), Reason: "signed only by other keys (" + strings.Join(signers, ", ") + ")"}
-		case errors.As(err, &invalid):
-			return Checkpoint{}, &SignatureError{Key: keyID(v), Reason: "the signature does not verify"}
-		}
-		return Checkpoint{}, fmt.Errorf("%w checkpoint note: %v", ErrMalformed, err)
-	}
-	cp, err := ParseCheckpointText(n.Text)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	if cp.Origin != v.Name() {
-		return Checkpoint{}, &SignatureError{Key: keyID(v), Reason: fmt.Sprintf("the note is for origin %q", cp.Origin)}
-	}
-	cp.Note = string(msg)
-	return cp, nil
+	return SingleKey(v).Open(msg)
 }
 
 // ParseCheckpointText parses the body of a checkpoint note (the text before

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,6 +110,31 @@ func (c *Client) PublicKey(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Rotations fetches the key rotation statements (not verified: NewKeys
+// does), oldest first. A server older than key rotation (404) has none.
+func (c *Client) Rotations(ctx context.Context) ([]string, error) {
+	b, err := c.readLimited(ctx, PathRotations, nil, MaxRotations*4<<10)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ans RotationsAnswer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return nil, fmt.Errorf("%w key rotations: %v", ErrMalformed, err)
+	}
+	if len(ans.Rotations) > MaxRotations {
+		return nil, fmt.Errorf("%w key rotations: more than %d", ErrMalformed, MaxRotations)
+	}
+	out := make([]string, len(ans.Rotations))
+	for i, r := range ans.Rotations {
+		out[i] = r.Note
+	}
+	return out, nil
 }
 
 // ConsistencyProof fetches the proof that the tree of oldSize leaves is a

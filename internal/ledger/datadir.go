@@ -38,7 +38,15 @@ func VerifyDataDir(ctx context.Context, dir string, v note.Verifier, opts Verify
 		return nil, fmt.Errorf("open %s read-only: %w", filepath.Join(dir, DBFile), err)
 	}
 	defer ldb.Close()
-	d := &dirCheck{ctx: ctx, v: v, opts: opts, events: events, ldb: ldb, rep: &Report{FromSeq: 1}}
+	d := &dirCheck{ctx: ctx, opts: opts, events: events, ldb: ldb, rep: &Report{FromSeq: 1}}
+	rots, err := readRotations(ctx, ldb)
+	if err != nil {
+		return nil, err
+	}
+	if d.keys, err = NewKeys(v, rots); err != nil {
+		d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("the key rotations in %s: %v", DBFile, err)})
+		return d.rep, nil
+	}
 	if err := d.run(); err != nil {
 		return nil, err
 	}
@@ -47,7 +55,7 @@ func VerifyDataDir(ctx context.Context, dir string, v note.Verifier, opts Verify
 
 type dirCheck struct {
 	ctx    context.Context
-	v      note.Verifier
+	keys   *Keys
 	opts   VerifyOptions
 	events *sql.DB
 	ldb    *sql.DB
@@ -106,7 +114,7 @@ func (d *dirCheck) run() error {
 	defer purged.close()
 
 	empty, _ := newFrontier(0, nil)
-	d.ch = newChecker(d.v, d.rep, empty, empty.clone())
+	d.ch = newChecker(d.rep, empty, empty.clone())
 
 	var (
 		evSeq   int64
@@ -236,14 +244,15 @@ func (d *dirCheck) run() error {
 			"a checkpoint covers %d events but the tree in %s has only %d: the tree was cut", d.cpNext, DBFile, size)})
 	}
 	if d.badSigs > 0 {
-		d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%d checkpoint(s) of %s are not signed by %s; the first: %s", d.badSigs, DBFile, keyID(d.v), d.firstBad)})
+		d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%d checkpoint(s) of %s are not signed by %s; the first: %s", d.badSigs, DBFile, d.keys, d.firstBad)})
 	}
 	if d.lastGood.Note == "" {
 		if d.badSigs == 0 {
-			d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%s holds no checkpoint signed by %s", DBFile, keyID(d.v))})
+			d.rep.add(Problem{Reason: SignatureInvalid, Detail: fmt.Sprintf("%s holds no checkpoint signed by %s", DBFile, d.keys)})
 		}
 	} else {
 		d.rep.Checkpoint = d.lastGood
+		d.rep.noteKeys(d.keys)
 		d.rep.Uncovered += uint64(size - d.lastGood.Size)
 		var cursor sql.NullInt64
 		err := d.events.QueryRowContext(ctx, `SELECT seq FROM cursors WHERE name = ?`, CursorName).Scan(&cursor)
@@ -283,7 +292,7 @@ func (d *dirCheck) advanceCheckpoint() error {
 func (d *dirCheck) checkpointsAt(n int64) error {
 	for d.cpNext >= 0 && d.cpNext <= n {
 		if d.cpNext == n {
-			cp, err := OpenCheckpoint([]byte(d.cpNote), d.v)
+			cp, err := d.keys.Open([]byte(d.cpNote))
 			var se *SignatureError
 			switch {
 			case errors.As(err, &se):

@@ -28,7 +28,13 @@ const pageBytes = hashesPerPage * tlog.HashSize
 // maxCachedPages bounds the pages a hashReader keeps (2 MiB).
 const maxCachedPages = 256
 
-// schema is the ledger.db schema, version 1.
+// schemaVersion is the newest ledger.db schema this Vigil reads. Version 2
+// (set by the first key rotation) added the rotations table; version 1
+// files get the table, empty, and keep their version until a rotation, so
+// that an older Vigil still opens them.
+const schemaVersion = 2
+
+// schema is the ledger.db schema.
 const schema = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
 -- Row page holds the stored hashes page*256 … page*256+255 (32 bytes each,
@@ -37,6 +43,8 @@ CREATE TABLE IF NOT EXISTS hashes(page INTEGER PRIMARY KEY, data BLOB NOT NULL);
 -- The signed checkpoints, keyed by tree size: the signed note as served.
 -- Old ones are thinned (thin.go).
 CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+-- The key rotation statements (keychain.go), oldest first. Never thinned.
+CREATE TABLE IF NOT EXISTS rotations(n INTEGER PRIMARY KEY, size INTEGER NOT NULL, note TEXT NOT NULL);
 INSERT INTO meta(key, value) VALUES ('schema_version', 1) ON CONFLICT(key) DO NOTHING;
 INSERT INTO meta(key, value) VALUES ('tree_size', 0) ON CONFLICT(key) DO NOTHING;
 `
@@ -89,8 +97,8 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 func migrate(ctx context.Context, db *sql.DB) error {
 	var version int64
 	err := db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema_version'`).Scan(&version)
-	if err == nil && version > 1 {
-		return fmt.Errorf("ledger.db schema version %d is newer than this Vigil supports (1)", version)
+	if err == nil && version > schemaVersion {
+		return fmt.Errorf("ledger.db schema version %d is newer than this Vigil supports (%d)", version, schemaVersion)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -215,3 +223,33 @@ func (s *hashStream) read() (h tlog.Hash, ok bool) {
 }
 
 func (s *hashStream) close() error { return s.rows.Close() }
+
+// readRotations returns the key rotation statements of ledger.db, oldest
+// first; none when the table does not exist (a file an older Vigil made,
+// opened read-only).
+func readRotations(ctx context.Context, db *sql.DB) ([]string, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rotations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read key rotations: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT note FROM rotations ORDER BY n LIMIT ?`, MaxRotations+1)
+	if err != nil {
+		return nil, fmt.Errorf("read key rotations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("read key rotations: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read key rotations: %w", err)
+	}
+	return out, nil
+}

@@ -25,7 +25,7 @@ const ExportFormat = "vigil-ledger-export/1"
 // Limits on what VerifyExport reads.
 const (
 	// MaxExportHeader bounds the header line.
-	MaxExportHeader = 64 << 10
+	MaxExportHeader = 1 << 20
 	// MaxExportLine bounds an event line (an event's canonical bytes are
 	// at most a few MiB; the server's default limit is 1 MiB).
 	MaxExportLine = 32 << 20
@@ -49,6 +49,10 @@ type ExportHeader struct {
 	Left       []tlog.Hash `json:"left"`
 	Right      []tlog.Hash `json:"right"`
 	Created    time.Time   `json:"created"`
+	// Rotations are the log's key rotation statements, oldest first, when
+	// its key was rotated: with them a verifier holding any key of the
+	// chain can check a checkpoint signed by another.
+	Rotations []string `json:"rotations,omitempty"`
 }
 
 // ExportLine is one event of an export: its sequence number, the leaf hash
@@ -88,6 +92,8 @@ func ParseExportHeader(line []byte) (ExportHeader, error) {
 	switch {
 	case h.Format != ExportFormat:
 		return h, fmt.Errorf("%w export header: format %q, want %q", ErrMalformed, trimForMessage(h.Format), ExportFormat)
+	case len(h.Rotations) > MaxRotations:
+		return h, fmt.Errorf("%w export header: more than %d key rotations", ErrMalformed, MaxRotations)
 	case len(h.Left) > maxRangeHashes || len(h.Right) > maxRangeHashes:
 		return h, fmt.Errorf("%w export header: more than %d range hashes", ErrMalformed, maxRangeHashes)
 	case h.TreeSize < 1 || h.TreeSize > MaxTreeSize:
@@ -278,7 +284,7 @@ func (l *Ledger) planExport(ctx context.Context, req ExportRange) (*exportPlan, 
 	return &exportPlan{cp: cp, only: req.Only, header: ExportHeader{
 		Format:     ExportFormat,
 		Origin:     cp.Origin,
-		KeyName:    keyID(l.key.verifier),
+		KeyName:    l.Keys().forSize(cp.Size),
 		Checkpoint: cp.Note,
 		TreeSize:   cp.Size,
 		FromSeq:    from,
@@ -286,6 +292,7 @@ func (l *Ledger) planExport(ctx context.Context, req ExportRange) (*exportPlan, 
 		Left:       left,
 		Right:      right,
 		Created:    l.opts.Now().UTC().Round(0),
+		Rotations:  l.Rotations(),
 	}}, nil
 }
 
@@ -468,7 +475,12 @@ func VerifyExport(ctx context.Context, r io.Reader, v note.Verifier, opts Verify
 		return nil, fmt.Errorf("not a Vigil ledger export: %w", err)
 	}
 	rep := &Report{FromSeq: hdr.FromSeq, ToSeq: hdr.ToSeq}
-	cp, err := OpenCheckpoint([]byte(hdr.Checkpoint), v)
+	keys, err := NewKeys(v, hdr.Rotations)
+	if err != nil {
+		rep.add(Problem{Reason: SignatureInvalid, Detail: "the export's key rotations: " + err.Error()})
+		return rep, nil
+	}
+	cp, err := keys.Open([]byte(hdr.Checkpoint))
 	if err != nil {
 		var se *SignatureError
 		if errors.As(err, &se) {
@@ -479,6 +491,7 @@ func VerifyExport(ctx context.Context, r io.Reader, v note.Verifier, opts Verify
 		return rep, nil
 	}
 	rep.Checkpoint, rep.Checkpoints = cp, 1
+	rep.noteKeys(keys)
 	if cp.Size != hdr.TreeSize {
 		rep.add(Problem{Reason: Malformed, Detail: fmt.Sprintf("the header says the tree has %d events, its signed checkpoint %d", hdr.TreeSize, cp.Size)})
 		return rep, nil
@@ -487,7 +500,7 @@ func VerifyExport(ctx context.Context, r io.Reader, v note.Verifier, opts Verify
 	if err != nil {
 		return nil, err
 	}
-	ch := newChecker(v, rep, comp, comp.clone())
+	ch := newChecker(rep, comp, comp.clone())
 	total := hdr.ToSeq - hdr.FromSeq + 1
 	expect := hdr.FromSeq
 	stop := func(p Problem) (*Report, error) {

@@ -36,7 +36,7 @@ func buildExport(t testing.TB, signerKey string, events []string, from, to int) 
 	}
 	left, _ := readNodes(ref, rangeNodes(0, int64(from)-1))
 	right, _ := readNodes(ref, rangeNodes(int64(to), int64(len(events))))
-	hdr, _ := json.Marshal(ExportHeader{Format: ExportFormat, Origin: cp.Origin, KeyName: keyID(k.verifier), Checkpoint: cp.Note,
+	hdr, _ := json.Marshal(ExportHeader{Format: ExportFormat, Origin: cp.Origin, KeyName: KeyID(k.verifier), Checkpoint: cp.Note,
 		TreeSize: cp.Size, FromSeq: uint64(from), ToSeq: uint64(to), Left: left, Right: right, Created: t0})
 	out := append(hdr, '\n')
 	for seq := from; seq <= to; seq++ {
@@ -236,6 +236,35 @@ func FuzzParsePublicKey(f *testing.F) {
 		v, err := ParsePublicKey(s)
 		if err == nil && v.Name() == "" {
 			t.Fatal("a key without a name")
+		}
+	})
+}
+
+// FuzzRotations: rotation statements from outside (an export's header, a
+// server's answer) never panic OpenRotation or NewKeys, and what they
+// accept is signed by both keys it names and links to the trusted key.
+func FuzzRotations(f *testing.F) {
+	k, _ := parseSignerKey(testSignerKey)
+	other, _ := parseSignerKey(otherSignerKey)
+	third := newTestKey(f, k.signer.Name())
+	r1, _ := signRotation(k, other, 10, t0)
+	r2, _ := signRotation(other, third, 20, t0)
+	f.Add([]byte(r1.Note), []byte(r2.Note))
+	f.Add([]byte(r1.Note), []byte(strings.Replace(r2.Note, "\n20\n", "\n5\n", 1)))
+	f.Add([]byte(strings.Replace(r1.Note, "time ", "time x", 1)), []byte{})
+	f.Add([]byte(rotationHeader+"\nvigil.test/log\n1\n\n\ntime 2026-11-23T10:00:00Z\n\n— vigil.test/log AAAAAAA=\n"), []byte(r1.Note))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		if r, err := OpenRotation(a); err == nil {
+			if r.Note != string(a) || r.Old == r.New || r.Size < 0 || r.Size > MaxTreeSize {
+				t.Fatalf("accepted %+v", r)
+			}
+		}
+		keys, err := NewKeys(k.verifier, []string{string(a), string(b)})
+		if err != nil {
+			return
+		}
+		if !keys.Rotated() || keys.keys[0].to < keys.keys[0].from {
+			t.Fatalf("chain %s from two statements", keys)
 		}
 	})
 }

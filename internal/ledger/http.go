@@ -19,6 +19,7 @@ const (
 	PathCheckpoint  = "/api/v1/ledger/checkpoint"
 	PathCheckpoints = "/api/v1/ledger/checkpoints"
 	PathPubkey      = "/api/v1/ledger/pubkey"
+	PathRotations   = "/api/v1/ledger/rotations"
 	PathInclusion   = "/api/v1/ledger/proof/inclusion"
 	PathConsistency = "/api/v1/ledger/proof/consistency"
 	PathExport      = "/api/v1/ledger/export"
@@ -39,6 +40,7 @@ func (l *Ledger) Register(mux *http.ServeMux, protect func(http.Handler) http.Ha
 	mux.Handle("GET "+PathPubkey, http.HandlerFunc(l.servePubkey))
 	mux.Handle("GET "+PathCheckpoint, http.HandlerFunc(l.serveCheckpoint))
 	mux.Handle("GET "+PathCheckpoints, http.HandlerFunc(l.serveCheckpoints))
+	mux.Handle("GET "+PathRotations, http.HandlerFunc(l.serveRotations))
 	mux.Handle("GET "+PathConsistency, http.HandlerFunc(l.serveConsistency))
 	mux.Handle("GET "+PathInclusion, protect(http.HandlerFunc(l.serveInclusion)))
 	mux.Handle("GET "+PathExport, protect(http.HandlerFunc(l.serveExport)))
@@ -104,6 +106,28 @@ func (l *Ledger) serveCheckpoints(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(cps) == limit && cps[len(cps)-1].Size > 0 {
 		ans.NextBefore = cps[len(cps)-1].Size
+	}
+	httperr.JSON(w, http.StatusOK, ans)
+}
+
+// RotationsAnswer is the answer of GET /api/v1/ledger/rotations.
+type RotationsAnswer struct {
+	Rotations []Rotation `json:"rotations"`
+}
+
+func (l *Ledger) serveRotations(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		httperr.Msg(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ans := RotationsAnswer{Rotations: []Rotation{}}
+	for _, n := range l.Rotations() {
+		rot, err := OpenRotation([]byte(n))
+		if err != nil {
+			l.serveError(w, fmt.Errorf("stored key rotation: %w", err))
+			return
+		}
+		ans.Rotations = append(ans.Rotations, rot)
 	}
 	httperr.JSON(w, http.StatusOK, ans)
 }

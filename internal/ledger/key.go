@@ -152,8 +152,8 @@ func LoadPublicKey(arg string) (note.Verifier, string, error) {
 	return v, s, nil
 }
 
-// keyID names a verifier in messages: name+hash.
-func keyID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
+// KeyID names a verifier in messages: name+hash.
+func KeyID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
 
 func defaultOrigin() string {
 	var b [6]byte

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -77,11 +78,12 @@ var ErrClosed = errors.New("ledger closed")
 
 // Ledger keeps the Merkle tree of a store's events and signs checkpoints.
 type Ledger struct {
-	st   store.Store
-	opts Options
-	log  *slog.Logger
-	key  *key
-	db   *sql.DB
+	st      store.Store
+	opts    Options
+	dataDir string
+	log     *slog.Logger
+	key     *key
+	db      *sql.DB
 
 	// writeMu serializes the writers (Run, Sync) and guards what only they
 	// touch: the frontier, the last hashes page, lastSign and lastThin.
@@ -91,10 +93,14 @@ type Ledger struct {
 	lastSign time.Time
 	lastThin time.Time // when sign last thinned the old checkpoints
 
-	mu     sync.RWMutex // guards size, latest, closed
+	mu     sync.RWMutex // guards size, latest, closed, keys, rotations (key too, once open)
 	size   int64        // leaves committed to ledger.db
 	latest Checkpoint
 	closed bool
+	// keys is the chain of signing keys, the current one last; rotations
+	// the statements that link them, oldest first.
+	keys      *Keys
+	rotations []string
 }
 
 // Open opens the ledger in dataDir (ledger.db and ledger.key, created with
@@ -105,30 +111,37 @@ type Ledger struct {
 func Open(dataDir string, st store.Store, opts Options) (*Ledger, error) {
 	opts.setDefaults()
 	ctx := context.Background()
+	db, err := openDB(filepath.Join(dataDir, DBFile), false)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %s: %w", DBFile, err)
+	}
+	fail := func(err error) (*Ledger, error) {
+		db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", filepath.Join(dataDir, DBFile), err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		return fail(fmt.Errorf("migrate: %w", err))
+	}
+	if err := finishRotation(ctx, dataDir, db, opts.Log); err != nil {
+		return fail(err)
+	}
 	k, created, err := loadOrCreateKey(filepath.Join(dataDir, KeyFile), opts.Origin)
 	if err != nil {
+		db.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if created {
 		opts.Log.Info("ledger: created a signing key", "file", filepath.Join(dataDir, KeyFile), "public_key", k.public)
 	}
-	db, err := openDB(filepath.Join(dataDir, DBFile), false)
-	if err != nil {
-		return nil, fmt.Errorf("open ledger: %s: %w", DBFile, err)
-	}
-	l := &Ledger{st: st, opts: opts, log: opts.Log, key: k, db: db}
+	l := &Ledger{st: st, opts: opts, log: opts.Log, key: k, db: db, dataDir: dataDir}
 	if err := l.load(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", filepath.Join(dataDir, DBFile), err)
+		return fail(err)
 	}
 	return l, nil
 }
 
 // load reads the tree's state from ledger.db and checks it.
 func (l *Ledger) load(ctx context.Context) error {
-	if err := migrate(ctx, l.db); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	pub, ok, err := readMeta(ctx, l.db, "public_key")
 	if err != nil {
 		return fmt.Errorf("read public key: %w", err)
@@ -140,6 +153,18 @@ func (l *Ledger) load(ctx context.Context) error {
 	} else if pub != l.key.public {
 		return fmt.Errorf("its checkpoints are signed by %s but %s holds the key %s: the key was replaced", pub, KeyFile, l.key.public)
 	}
+	rots, err := readRotations(ctx, l.db)
+	if err != nil {
+		return err
+	}
+	keys, err := NewKeys(l.key.verifier, rots)
+	if err != nil {
+		return fmt.Errorf("key rotations: %w", err)
+	}
+	if keys.Current().KeyHash() != l.key.verifier.KeyHash() {
+		return fmt.Errorf("%s holds %s, a key retired by a rotation; the current key is %s", KeyFile, KeyID(l.key.verifier), KeyID(keys.Current()))
+	}
+	l.keys, l.rotations = keys, rots
 	s, _, err := readMeta(ctx, l.db, "tree_size")
 	if err != nil {
 		return fmt.Errorf("read tree size: %w", err)
@@ -184,7 +209,7 @@ func (l *Ledger) load(ctx context.Context) error {
 	default:
 		cp, err := OpenCheckpoint([]byte(note), l.key.verifier)
 		if err != nil {
-			return fmt.Errorf("latest checkpoint: %w", err)
+			return fmt.Errorf("latest checkpoint (it must be signed by the current key): %w", err)
 		}
 		if cp.Size > size {
 			return fmt.Errorf("latest checkpoint is for %d events but the tree has %d", cp.Size, size)
@@ -236,11 +261,30 @@ func (l *Ledger) Close() error {
 }
 
 // PublicKey returns the verifier key of the checkpoints' signatures
-// ("name+hash+base64"), which is all a verifier needs.
-func (l *Ledger) PublicKey() string { return l.key.public }
+// ("name+hash+base64"), which is all a verifier needs. After a key
+// rotation it is the current key; Rotations links it to the earlier ones.
+func (l *Ledger) PublicKey() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.key.public
+}
 
 // Origin returns the log's origin, the first line of its checkpoints.
-func (l *Ledger) Origin() string { return l.key.signer.Name() }
+func (l *Ledger) Origin() string { return l.Keys().origin }
+
+// Keys returns the chain of the log's signing keys.
+func (l *Ledger) Keys() *Keys {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.keys
+}
+
+// Rotations returns the key rotation statements, oldest first.
+func (l *Ledger) Rotations() []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return slices.Clone(l.rotations)
+}
 
 // Size returns the number of events in the tree.
 func (l *Ledger) Size() int64 {
@@ -462,7 +506,7 @@ func (l *Ledger) Checkpoints(ctx context.Context, before int64, limit int) ([]Ch
 		if err := rows.Scan(&note); err != nil {
 			return nil, fmt.Errorf("list checkpoints: %w", err)
 		}
-		cp, err := OpenCheckpoint([]byte(note), l.key.verifier)
+		cp, err := l.Keys().Open([]byte(note))
 		if err != nil {
 			return nil, fmt.Errorf("list checkpoints: stored checkpoint: %w", err)
 		}
@@ -484,7 +528,7 @@ func (l *Ledger) checkpointAt(ctx context.Context, size int64) (Checkpoint, bool
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("read checkpoint of size %d: %w", size, err)
 	}
-	cp, err := OpenCheckpoint([]byte(note), l.key.verifier)
+	cp, err := l.Keys().Open([]byte(note))
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("stored checkpoint of size %d: %w", size, err)
 	}

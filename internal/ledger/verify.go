@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -77,6 +76,19 @@ type Report struct {
 	Dropped int `json:"dropped,omitempty"`
 	// Notes are remarks that do not make the verification fail.
 	Notes []string `json:"notes,omitempty"`
+	// SignedBy names the key (name+hash) that signed Checkpoint: the key
+	// given, or, after key rotations, the key of the chain for its size.
+	SignedBy string `json:"signed_by,omitempty"`
+}
+
+// noteKeys records which keys the checkpoints were checked against.
+func (r *Report) noteKeys(k *Keys) {
+	if r.Checkpoint.Note != "" {
+		r.SignedBy = k.forSize(r.Checkpoint.Size)
+	}
+	if k.Rotated() {
+		r.Notes = append(r.Notes, fmt.Sprintf("the log's signing key was rotated %d time(s): checkpoints were checked against the chain from the key given: %s", len(k.keys)-1, k))
+	}
 }
 
 // OK reports whether nothing was found wrong.
@@ -138,7 +150,6 @@ func (o VerifyOptions) progress(done, total uint64) {
 // and each event whose hash differs from its recorded leaf is the one that
 // was altered.
 type checker struct {
-	v    note.Verifier
 	rep  *Report
 	comp *frontier
 	rec  *frontier
@@ -156,8 +167,8 @@ type checker struct {
 	displaced map[tlog.Hash]uint64
 }
 
-func newChecker(v note.Verifier, rep *Report, comp, rec *frontier) *checker {
-	return &checker{v: v, rep: rep, comp: comp, rec: rec, pending: map[tlog.Hash]uint64{}, displaced: map[tlog.Hash]uint64{}}
+func newChecker(rep *Report, comp, rec *frontier) *checker {
+	return &checker{rep: rep, comp: comp, rec: rec, pending: map[tlog.Hash]uint64{}, displaced: map[tlog.Hash]uint64{}}
 }
 
 // event checks the event seq (leaf seq-1) against its recorded leaf and

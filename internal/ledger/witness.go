@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,13 @@ import (
 type Source interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 	ConsistencyProof(ctx context.Context, oldSize, newSize int64) (ConsistencyProof, error)
+}
+
+// RotationSource is a Source that also serves the log's key rotation
+// statements (a *Client does). A witness asks for them when a checkpoint
+// is signed by a key it does not know yet.
+type RotationSource interface {
+	Rotations(ctx context.Context) ([]string, error)
 }
 
 // AlertKind says what a witness caught.
@@ -74,7 +82,9 @@ type WitnessOptions struct {
 // checks that each new one is signed and extends the last.
 type Witness struct {
 	dir    string
-	v      note.Verifier
+	v      note.Verifier // the key the witness was given
+	keys   *Keys         // v's chain, as far as the kept rotations go
+	rots   []string      // the kept rotations
 	src    Source
 	opts   WitnessOptions
 	latest *Checkpoint
@@ -84,6 +94,7 @@ type Witness struct {
 const (
 	witnessCheckpoints = "checkpoints"
 	witnessEvidence    = "evidence"
+	witnessRotations   = "rotations.json"
 )
 
 // OpenWitness opens (creating, mode 0700) the witness directory dir and
@@ -103,7 +114,17 @@ func OpenWitness(dir string, v note.Verifier, src Source, opts WitnessOptions) (
 			return nil, fmt.Errorf("witness directory: %w", err)
 		}
 	}
-	w := &Witness{dir: dir, v: v, src: src, opts: opts}
+	w := &Witness{dir: dir, v: v, keys: SingleKey(v), src: src, opts: opts}
+	if b, err := readSmallFile(filepath.Join(dir, witnessRotations), MaxRotations*4<<10); err == nil {
+		if err := json.Unmarshal(b, &w.rots); err != nil {
+			return nil, fmt.Errorf("witness: %s: %w", witnessRotations, err)
+		}
+		if w.keys, err = NewKeys(v, w.rots); err != nil {
+			return nil, fmt.Errorf("witness: kept key rotations: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
 	entries, err := os.ReadDir(filepath.Join(dir, witnessCheckpoints))
 	if err != nil {
 		return nil, fmt.Errorf("witness directory: %w", err)
@@ -128,7 +149,7 @@ func OpenWitness(dir string, v note.Verifier, src Source, opts WitnessOptions) (
 		if err != nil {
 			return nil, fmt.Errorf("witness: %w", err)
 		}
-		cp, err := OpenCheckpoint(b, v)
+		cp, err := w.keys.Open(b)
 		if err != nil {
 			return nil, fmt.Errorf("witness: kept checkpoint %s: %w (was the witness started with another --pubkey?)", path, err)
 		}
@@ -156,7 +177,18 @@ func (w *Witness) Check(ctx context.Context) (*Alert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch checkpoint: %w", err)
 	}
-	cp, err := OpenCheckpoint(msg, w.v)
+	cp, err := w.keys.Open(msg)
+	var se *SignatureError
+	if errors.As(err, &se) {
+		var refused string
+		cp, refused, err = w.followRotations(ctx, msg)
+		if err != nil {
+			return nil, err
+		}
+		if refused != "" {
+			return w.alert(ctx, AlertSignature, msg, -1, refused)
+		}
+	}
 	if err != nil {
 		return w.alert(ctx, AlertSignature, msg, -1, fmt.Sprintf("the served checkpoint is refused: %v", err))
 	}
@@ -190,6 +222,48 @@ func (w *Witness) Check(ctx context.Context) (*Alert, error) {
 		return w.alert(ctx, AlertRewrite, msg, cp.Size, fmt.Sprintf("the tree of %d events does not extend the witnessed tree of %d events (root %s): the log was rewritten", cp.Size, last.Size, last.Hash))
 	}
 	return nil, w.keep(cp)
+}
+
+// followRotations is Check's answer to a checkpoint signed by a key the
+// witness does not know: it fetches the server's key rotations and, if they
+// extend the chain it kept from its key, keeps them and opens the
+// checkpoint with the longer chain. refused says why the checkpoint is
+// refused; err is for a server that could not be asked.
+func (w *Witness) followRotations(ctx context.Context, msg []byte) (cp Checkpoint, refused string, err error) {
+	cp, openErr := w.keys.Open(msg)
+	rs, ok := w.src.(RotationSource)
+	if !ok {
+		return cp, fmt.Sprintf("the served checkpoint is refused: %v", openErr), nil
+	}
+	rots, err := rs.Rotations(ctx)
+	if err != nil {
+		return cp, "", fmt.Errorf("fetch key rotations: %w", err)
+	}
+	for _, kept := range w.rots {
+		if !slices.Contains(rots, kept) {
+			return cp, "the server's key rotations no longer include one the witness kept: the key chain was rewritten", nil
+		}
+	}
+	keys, err := NewKeys(w.v, rots)
+	if err != nil {
+		return cp, fmt.Sprintf("the served checkpoint is refused: the server's key rotations: %v", err), nil
+	}
+	cp, err = keys.Open(msg)
+	if err != nil {
+		return cp, fmt.Sprintf("the served checkpoint is refused: %v", err), nil
+	}
+	if len(rots) > len(w.rots) {
+		b, err := json.Marshal(rots)
+		if err != nil {
+			return cp, "", err
+		}
+		if err := atomicfile.Write(filepath.Join(w.dir, witnessRotations), b); err != nil {
+			return cp, "", fmt.Errorf("witness: keep key rotations: %w", err)
+		}
+		w.opts.Log.Info("witness: followed a key rotation", "keys", keys.String())
+	}
+	w.keys, w.rots = keys, rots
+	return cp, "", nil
 }
 
 // keep stores an accepted checkpoint and makes it the latest.

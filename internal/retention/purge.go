@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilsec/vigil/internal/atomicfile"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/ledger"
 	"github.com/vigilsec/vigil/internal/store"
@@ -260,10 +261,7 @@ func (p *Purger) writeArchive(ctx context.Context, name string, seqs []uint64, s
 		return a, fmt.Errorf("archive %s: %w", name, err)
 	}
 	f = nil
-	if err := os.Rename(tmp, final); err != nil {
-		return a, fmt.Errorf("archive %s: %w", name, err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.Rename(tmp, final); err != nil {
 		return a, fmt.Errorf("archive %s: %w", name, err)
 	}
 	a.SHA256 = hex.EncodeToString(h.(hash.Hash).Sum(nil))
@@ -280,15 +278,6 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // appendAudit appends the vigil_purge event of a batch and returns its

@@ -113,6 +113,23 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
 	httperr.JSON(w, http.StatusOK, map[string]any{"current": id, "keys": s.keys()})
 }
 
+// rotateLedgerKey replaces the key that signs the log's checkpoints
+// (ledger.RotateKey). The rotation is itself recorded in the log, with both
+// public keys; the answer gives the statement that links them.
+func (s *Server) rotateLedgerKey(w http.ResponseWriter, r *http.Request) {
+	rot, err := s.ledger.RotateKey(r.Context())
+	if err != nil && rot.Note == "" {
+		httperr.Msg(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if err != nil {
+		s.log.Error("ledger key rotation", "err", err)
+	}
+	s.auditKey(r, "vigil_ledger_key_rotated", "change", map[string]any{"old": rot.Old, "new": rot.New, "tree_size": rot.Size},
+		fmt.Sprintf("the key signing the log's checkpoints was rotated at %d events", rot.Size))
+	httperr.JSON(w, http.StatusOK, map[string]any{"rotation": rot, "public_key": rot.New})
+}
+
 // maxKeyRequest bounds the body of the key routes.
 const maxKeyRequest = 4 << 10
 
@@ -421,6 +438,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	s.ledger.Register(mux, s.requireToken)
+	mux.Handle("POST /api/v1/ledger/rotate", s.requireToken(http.HandlerFunc(s.rotateLedgerKey)))
 	// Retention: the purge job archives, then removes, what its policies
 	// no longer keep; POST /api/v1/purge runs one by hand.
 	rcfg := cfg.Retention
