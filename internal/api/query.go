@@ -108,6 +108,11 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return p, fmt.Errorf("not an IP address or CIDR prefix")
 		}
+		// Events hold IPv4 addresses unmapped: an IPv4-mapped prefix
+		// (::ffff:192.0.2.0/120) means the IPv4 one (192.0.2.0/24).
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
@@ -117,6 +122,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// maxDaysBack bounds a duration in days ("7d"), so that the product with a
+// day cannot overflow: 100 years.
+const maxDaysBack = 36500
 
 // ParseTime accepts RFC 3339 ("2026-11-23T10:00:00Z"), a date
 // ("2026-11-23"), or a duration back from now ("15m", "24h", "7d").
@@ -130,12 +139,12 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	d := strings.TrimPrefix(s, "-")
 	if n, ok := strings.CutSuffix(d, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err == nil && days >= 0 {
+		if err == nil && days >= 0 && days <= maxDaysBack {
 			return now.Add(-time.Duration(days) * 24 * time.Hour), nil
 		}
 	}
 	if dur, err := time.ParseDuration(d); err == nil && dur >= 0 {
 		return now.Add(-dur), nil
 	}
-	return time.Time{}, fmt.Errorf("not a time: use RFC 3339, YYYY-MM-DD, or a duration back from now such as 15m, 24h, 7d")
+	return time.Time{}, fmt.Errorf("not a time: use RFC 3339, YYYY-MM-DD, or a duration back from now such as 15m, 24h, 7d (at most %dd)", maxDaysBack)
 }

@@ -138,10 +138,43 @@ func Load(path string) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
-	if err := json.Unmarshal(b, &t.entries); err != nil {
-		return nil, fmt.Errorf("parse tokens file %s: %w", path, err)
+	if t.entries, err = parseTokens(b); err != nil {
+		return nil, fmt.Errorf("tokens file %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// maxTokens bounds the entries of a tokens file.
+const maxTokens = 10000
+
+// parseTokens decodes and checks the tokens file, so that a hand-edited
+// file with a mistake stops the server with the entry named, rather than
+// leaving a token that silently matches nothing or allows nothing.
+func parseTokens(b []byte) ([]Entry, error) {
+	var entries []Entry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		return nil, fmt.Errorf("not a JSON list of tokens: %w", err)
+	}
+	if len(entries) > maxTokens {
+		return nil, fmt.Errorf("%d tokens, more than %d", len(entries), maxTokens)
+	}
+	seen := map[string]bool{}
+	for i, e := range entries {
+		if err := CheckName(e.Name); err != nil {
+			return nil, fmt.Errorf("token %d: %w", i+1, err)
+		}
+		if seen[e.Name] {
+			return nil, fmt.Errorf("token %q: listed twice", e.Name)
+		}
+		seen[e.Name] = true
+		if err := CheckRole(e.Role); err != nil {
+			return nil, fmt.Errorf("token %q: %w", e.Name, err)
+		}
+		if len(e.Hash) != 64 || strings.Trim(e.Hash, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("token %q: sha256 must be 64 lowercase hex digits", e.Name)
+		}
+	}
+	return entries, nil
 }
 
 // Len returns the number of stored tokens.

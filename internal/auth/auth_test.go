@@ -197,3 +197,53 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("after expiry: %d %s", w.Code, w.Body.String())
 	}
 }
+
+// TestLoadRefusesBadEntries: a hand-edited tokens file with a mistake stops
+// the server with the entry named.
+func TestLoadRefusesBadEntries(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
+	for _, c := range []struct{ file, want string }{
+		{`{"name":"admin"}`, "not a JSON list"},
+		{`[{"name":"admin","role":"root","sha256":"` + hash + `"}]`, `unknown role "root"`},
+		{`[{"name":"admin","role":"","sha256":"` + hash + `"}]`, "empty role"},
+		{`[{"name":"a b","role":"admin","sha256":"` + hash + `"}]`, "token 1"},
+		{`[{"name":"admin","role":"admin","sha256":"xyz"}]`, "64 lowercase hex"},
+		{`[{"name":"x","role":"read","sha256":"` + hash + `"},{"name":"x","role":"admin","sha256":"` + hash + `"}]`, "listed twice"},
+	} {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		os.WriteFile(path, []byte(c.file), 0o600)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.file, err, c.want)
+		}
+	}
+}
+
+// FuzzTokens: a tokens file and an Authorization header from anywhere never
+// panic, and what parseTokens accepts is entries Check and Allows can use.
+func FuzzTokens(f *testing.F) {
+	hash := hashToken("vgl_seed")
+	f.Add(`[{"name":"admin","role":"admin","sha256":"`+hash+`","created":"2026-11-23T10:00:00Z"}]`, "Bearer vgl_seed")
+	f.Add(`[{"name":"shop","role":"ingest,read","sha256":"`+hash+`","expires":"2026-12-01T00:00:00Z"}]`, "bearer   vgl_seed  ")
+	f.Add(`[]`, "Basic dXNlcjpwYXNz")
+	f.Add(`[{"name":"x","role":"read,read","sha256":""}]`, "Bearer")
+	f.Fuzz(func(t *testing.T, file, header string) {
+		entries, err := parseTokens([]byte(file))
+		if err == nil {
+			for _, e := range entries {
+				if CheckName(e.Name) != nil || CheckRole(e.Role) != nil || len(e.Hash) != 64 {
+					t.Fatalf("accepted %+v", e)
+				}
+			}
+		}
+		r := httptest.NewRequest("GET", "/api/v1/events", nil)
+		r.Header.Set("Authorization", header)
+		tok, ok := BearerToken(r)
+		if ok && (tok == "" || tok != strings.TrimSpace(tok)) {
+			t.Fatalf("token %q from %q", tok, header)
+		}
+		ts := &Tokens{entries: entries}
+		if e, found := ts.Check(tok); found && e.Hash != hashToken(tok) {
+			t.Fatalf("matched %+v for %q", e, tok)
+		}
+	})
+}

@@ -44,3 +44,25 @@ func TestParse(t *testing.T) {
 		t.Errorf("parsed %+v", cfg)
 	}
 }
+
+// FuzzParse: a configuration file never panics the parser, and what it
+// accepts validates.
+func FuzzParse(f *testing.F) {
+	f.Add("listen: 127.0.0.1:9000\ndata_dir: /tmp/x\nlog_level: debug\nshutdown_timeout: 3s\ningest:\n  max_depth: 10\n")
+	f.Add("tls:\n  cert_file: a.pem\n  key_file: b.pem\n")
+	f.Add("ingest:\n  max_body_bytes: big\n")
+	f.Add("alerting:\n  inhibit_rules:\n    - source_matchers: ['severity=\"critical\"']\n      target_matchers: ['severity=\"warning\"']\n      equal: [ip]\n")
+	f.Add("retention:\n  holds:\n    - id: a\n      query: 'user.name = \"x\"'\n")
+	f.Fuzz(func(t *testing.T, y string) {
+		if len(y) > 64<<10 {
+			return
+		}
+		c := Default()
+		if err := Parse([]byte(y), &c); err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that does not validate: %v\n%s", err, y)
+		}
+	})
+}
