@@ -7,6 +7,10 @@ type spikeState struct {
 	cnt   []float64
 	evIdx int64 // bucket of ev
 	ev    evidence
+	// from is the first bucket of a group made by a late event: its
+	// history before that is unknown, not zero, so it warms up like the
+	// rule does (math.MinInt64 for a group made by a live event).
+	from int64
 }
 
 // spikeEval runs spike rules: the count of matching events in the current
@@ -44,7 +48,7 @@ func (m *spikeEval) count(s *spikeState, b int64) float64 {
 func (m *spikeEval) above(s *spikeState, b int64) (bool, float64) {
 	p := &m.r.spike
 	c := m.count(s, b)
-	if b-int64(p.baseline) < m.first || c < float64(p.minCount) {
+	if b-int64(p.baseline) < max(m.first, s.from) || c < float64(p.minCount) {
 		return false, c
 	}
 	var sum, sq float64
@@ -78,10 +82,12 @@ func (m *spikeEval) process(x *ctx) {
 		return
 	}
 	x.rt.stats.Matches++
-	if b <= cur-int64(m.n) {
-		return
+	key := x.groupKey(r.groupFields)
+	late := b <= cur-int64(m.n)
+	if late && m.t.len() >= m.t.max && m.t.get(key) == nil {
+		return // late, for a new group, with the table full: evict nothing for it
 	}
-	g, _ := lookup(x, &m.t, x.groupKey(r.groupFields), len(r.groupFields))
+	g, _ := lookup(x, &m.t, key, len(r.groupFields))
 	s := &g.s
 	if s.idx == nil {
 		s.idx = make([]int64, m.n)
@@ -89,6 +95,21 @@ func (m *spikeEval) process(x *ctx) {
 			s.idx[i] = math.MinInt64
 		}
 		s.cnt = make([]float64, m.n)
+		s.from = math.MinInt64
+		if late {
+			s.from = b
+		}
+	}
+	if late {
+		// Older than the buckets kept behind the watermark: a shipper
+		// replaying its spool after Vigil was down, a host whose logs come
+		// late. It counts with its own group's events when they are as
+		// old: the group's current bucket is its latest event's. Behind an
+		// active group's buckets it cannot count any more.
+		cur = max(b, m.latest(s))
+		if b <= cur-int64(m.n) {
+			return
+		}
 	}
 	if g.firing {
 		m.judge(x, g, cur, x.seq) // resolves a spike that ended since the last event
@@ -106,6 +127,15 @@ func (m *spikeEval) process(x *ctx) {
 		s.ev.add(x.seq)
 	}
 	m.judge(x, g, cur, x.seq)
+}
+
+// latest returns the group's latest bucket (math.MinInt64 when none).
+func (m *spikeEval) latest(s *spikeState) int64 {
+	l := int64(math.MinInt64)
+	for _, b := range s.idx {
+		l = max(l, b)
+	}
+	return l
 }
 
 func (m *spikeEval) judge(x *ctx, g *group[spikeState], cur int64, seq uint64) {
