@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/vigilsec/vigil/internal/atomicfile"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/ledger"
@@ -46,8 +48,10 @@ type Purger struct {
 
 	// beforeRemove, when set (tests), is called after a batch is archived
 	// and audited, before it is removed; an error stops the run there, as
-	// a crash would.
+	// a crash would. beforeAudit likewise after the archive, before the
+	// audit event.
 	beforeRemove func(run string, b Batch) error
+	beforeAudit  func(run string, b Batch) error
 
 	mu sync.Mutex
 }
@@ -135,6 +139,9 @@ func (p *Purger) run(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{Run: runName(now), DryRun: req.DryRun, ByType: map[Type]int64{}}
 	if !req.DryRun {
 		p.removePartialArchives()
+		if err := p.removeOrphanArchives(ctx); err != nil {
+			return res, fmt.Errorf("purge: %w", err)
+		}
 	}
 	cp, err := p.Ledger.Sync(ctx)
 	if err != nil {
@@ -179,6 +186,11 @@ func (p *Purger) purgeBatch(ctx context.Context, purger store.Purger, res *Resul
 		arch = &a
 		res.Archives = append(res.Archives, a)
 	}
+	if p.beforeAudit != nil {
+		if err := p.beforeAudit(res.Run, b); err != nil {
+			return err
+		}
+	}
 	seq, err := p.appendAudit(ctx, res.Run, n, req, b, arch, size, now)
 	if err != nil {
 		return err
@@ -210,6 +222,119 @@ func (p *Purger) removePartialArchives() {
 		}
 		p.log().Info("retention: removed a partial archive left by an interrupted purge", "file", filepath.Base(f))
 	}
+}
+
+// removeOrphanArchives deletes the complete archives that no vigil_purge
+// event names and whose events are all still stored: a purge wrote them
+// just before the process stopped, before it appended their audit event,
+// and so before it removed anything (the removal comes after the audit
+// event). Nothing is lost: a later batch archives the events again. An
+// archive with an event that is gone or differs from the stored one (by
+// its leaf hash), or that cannot be read, is kept whatever it is.
+func (p *Purger) removeOrphanArchives(ctx context.Context) error {
+	dir := filepath.Join(p.DataDir, ArchiveDir)
+	files, _ := filepath.Glob(filepath.Join(dir, "purge-*.jsonl.gz"))
+	if len(files) == 0 {
+		return nil
+	}
+	named, err := p.namedArchives(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if named[name] {
+			continue
+		}
+		lines, err := archivedEvents(f)
+		if err != nil {
+			p.log().Warn("retention: an archive no purge event names cannot be read; kept", "file", name, "err", err)
+			continue
+		}
+		stored := len(lines) > 0
+		for _, l := range lines {
+			recs, err := p.Store.Read(ctx, l.Seq-1, 1)
+			if err != nil {
+				return fmt.Errorf("check archive %s: %w", name, err)
+			}
+			if len(recs) == 0 || recs[0].Seq != l.Seq || tlog.RecordHash(recs[0].Canonical) != l.Leaf {
+				stored = false
+				break
+			}
+		}
+		if !stored {
+			p.log().Warn("retention: an archive no purge event names holds events no longer stored; kept", "file", name)
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			return fmt.Errorf("remove orphan archive %s: %w", name, err)
+		}
+		p.log().Info("retention: removed an archive an interrupted purge wrote before recording it; its events are still stored", "file", name, "events", len(lines))
+	}
+	return nil
+}
+
+// namedArchives returns the archive file names the vigil_purge events name.
+func (p *Purger) namedArchives(ctx context.Context) (map[string]bool, error) {
+	named := map[string]bool{}
+	q := store.Query{Action: ActionPurge, Limit: store.MaxLimit}
+	for {
+		recs, err := p.Store.Search(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("read purge events: %w", err)
+		}
+		for _, r := range recs {
+			var doc struct {
+				Vigil struct {
+					Purge struct {
+						Archive struct {
+							File string `json:"file"`
+						} `json:"archive"`
+					} `json:"purge"`
+				} `json:"vigil"`
+			}
+			if json.Unmarshal(r.Canonical, &doc) == nil && doc.Vigil.Purge.Archive.File != "" {
+				named[doc.Vigil.Purge.Archive.File] = true
+			}
+		}
+		if len(recs) < q.Limit {
+			return named, nil
+		}
+		q.AfterSeq = recs[len(recs)-1].Seq
+	}
+}
+
+// archivedEvents reads the sequence numbers and leaf hashes of the events
+// an archive holds (not its omitted lines).
+func archivedEvents(path string) ([]ledger.ExportLine, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(bufio.NewReader(f))
+	if err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 0, 64<<10), ledger.MaxExportLine)
+	if !sc.Scan() {
+		return nil, fmt.Errorf("no header: %v", sc.Err())
+	}
+	if _, err := ledger.ParseExportHeader(sc.Bytes()); err != nil {
+		return nil, err
+	}
+	var out []ledger.ExportLine
+	for sc.Scan() {
+		l, err := ledger.ParseExportLine(sc.Bytes())
+		if err != nil {
+			return nil, err
+		}
+		if !l.Omitted {
+			out = append(out, ledger.ExportLine{Seq: l.Seq, Leaf: l.Leaf})
+		}
+	}
+	return out, sc.Err()
 }
 
 // writeArchive writes the events seqs (ascending) as a gzip ledger export

@@ -401,11 +401,16 @@ func TestSelection(t *testing.T) {
 // verifiable log.
 func TestInterruptedPurge(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		stop func(e *env, run string, b Batch) error
+		name        string
+		beforeAudit bool
+		stop        func(e *env, run string, b Batch) error
 	}{
-		{"between archive and removal", func(e *env, run string, b Batch) error { return errors.New("crash") }},
-		{"during removal", func(e *env, run string, b Batch) error {
+		// The archive is complete but no audit event names it: the next
+		// run removes it (its events are still stored) and archives them
+		// again.
+		{"between archive and audit event", true, func(e *env, run string, b Batch) error { return errors.New("crash") }},
+		{"between archive and removal", false, func(e *env, run string, b Batch) error { return errors.New("crash") }},
+		{"during removal", false, func(e *env, run string, b Batch) error {
 			// Half the batch is removed, as if the process died after
 			// the first transactions.
 			if _, err := e.st.Purge(ctx, run, b.Seqs[:len(b.Seqs)/2]); err != nil {
@@ -423,9 +428,17 @@ func TestInterruptedPurge(t *testing.T) {
 			e.append(evs)
 			e.sync()
 			p := e.purger(Config{Batch: 1000})
-			p.beforeRemove = func(run string, b Batch) error { return tc.stop(e, run, b) }
+			if tc.beforeAudit {
+				p.beforeAudit = func(run string, b Batch) error { return tc.stop(e, run, b) }
+			} else {
+				p.beforeRemove = func(run string, b Batch) error { return tc.stop(e, run, b) }
+			}
 			if _, err := p.Run(ctx, Request{}); err == nil {
 				t.Fatal("the interrupted run succeeded")
+			}
+			first, _ := filepath.Glob(filepath.Join(e.dir, ArchiveDir, "purge-*.jsonl.gz"))
+			if len(first) != 1 {
+				t.Fatalf("archives after the interrupted run: %v", first)
 			}
 			// Restart: reopen everything, run again. A partial archive,
 			// as a process killed while writing one leaves, is removed.
@@ -447,10 +460,46 @@ func TestInterruptedPurge(t *testing.T) {
 			if _, err := os.Stat(partial); !os.IsNotExist(err) {
 				t.Errorf("partial archive still there: %v", err)
 			}
+			if _, err := os.Stat(first[0]); tc.beforeAudit != os.IsNotExist(err) {
+				t.Errorf("the first run's archive: %v (it should be removed only when no audit event names it)", err)
+			}
 			e.sync()
 			if rep := e.verifyDir(); !rep.OK() || rep.Purged != 3000 {
 				t.Errorf("VerifyDataDir: ok %v, purged %d, problems %v", rep.OK(), rep.Purged, rep.Problems)
 			}
 		})
+	}
+}
+
+// TestUnnamedArchivesKept: an archive no audit event names is removed only
+// when every event in it is still stored as archived; a copy of an archive
+// whose events were purged, or a file that is not an archive, stays.
+func TestUnnamedArchivesKept(t *testing.T) {
+	e := newEnv(t)
+	var evs []event.Event
+	for i := range 500 {
+		evs = append(evs, mk(i, event.ActionJobRun, now.Add(-100*Day), ""))
+	}
+	e.append(evs)
+	e.sync()
+	res, err := e.purger(Config{Batch: 1000}).Run(ctx, Request{})
+	if err != nil || len(res.Archives) != 1 {
+		t.Fatalf("purge: %v %+v", err, res)
+	}
+	b, err := os.ReadFile(filepath.Join(e.dir, ArchiveDir, res.Archives[0].File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(e.dir, ArchiveDir, "purge-20250101T000000Z-00000000-0001.jsonl.gz")
+	junk := filepath.Join(e.dir, ArchiveDir, "purge-20250101T000000Z-00000000-0002.jsonl.gz")
+	os.WriteFile(copied, b, 0o600)
+	os.WriteFile(junk, []byte("not gzip"), 0o600)
+	if _, err := e.purger(Config{Batch: 1000}).Run(ctx, Request{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{copied, junk, filepath.Join(e.dir, ArchiveDir, res.Archives[0].File)} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
 	}
 }
