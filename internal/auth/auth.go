@@ -383,6 +383,10 @@ func BearerToken(r *http.Request) (string, bool) {
 // is called for each refused request (for metrics).
 func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tracked, _ := r.Context().Value(trackKey{}).(*Tracked)
+		if tracked == nil {
+			tracked = &Tracked{}
+		}
 		tok, ok := BearerToken(r)
 		msg := "missing bearer token: send Authorization: Bearer <token>"
 		if ok {
@@ -392,17 +396,22 @@ func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 				msg = "invalid token"
 			case e.Expired(time.Now()):
 				msg = fmt.Sprintf("token %q expired at %s", e.Name, e.Expires.UTC().Format(time.RFC3339))
+				tracked.Entry = e
 			case !e.Allows(r.Method, r.URL.Path):
 				if onFail != nil {
 					onFail()
 				}
-				httperr.Msg(w, http.StatusForbidden, fmt.Sprintf("token %q (role %s) may not %s %s", e.Name, e.Role, r.Method, r.URL.Path))
+				msg = fmt.Sprintf("token %q (role %s) may not %s %s", e.Name, e.Role, r.Method, r.URL.Path)
+				tracked.Entry, tracked.Refused = e, msg
+				httperr.Msg(w, http.StatusForbidden, msg)
 				return
 			default:
+				tracked.Entry = e
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
 				return
 			}
 		}
+		tracked.Refused = msg
 		if onFail != nil {
 			onFail()
 		}
@@ -412,6 +421,23 @@ func (t *Tokens) Require(next http.Handler, onFail func()) http.Handler {
 }
 
 type entryKey struct{}
+
+type trackKey struct{}
+
+// Tracked is what Require found about a request whose context came from
+// Track: the token's entry when the token was known (allowed, refused or
+// expired), and why the request was refused.
+type Tracked struct {
+	Entry   Entry
+	Refused string
+}
+
+// Track returns a context in which Require records what it found, for a
+// middleware outside the route's handler (the API's access log).
+func Track(ctx context.Context) (context.Context, *Tracked) {
+	t := &Tracked{}
+	return context.WithValue(ctx, trackKey{}, t), t
+}
 
 // FromContext returns the token entry of a request that passed Require.
 func FromContext(ctx context.Context) (Entry, bool) {

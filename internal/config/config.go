@@ -32,6 +32,9 @@ type Config struct {
 	Ingest   Ingest `yaml:"ingest"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGINT/SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AccessLogInterval is how long API requests are summed before the
+	// sums become access events in the log (docs/api.md, "Access log").
+	AccessLogInterval Duration `yaml:"access_log_interval"`
 	// Alerting routes alerts to receivers, with grouping timers (see
 	// docs/alerts.md).
 	Alerting alert.Config `yaml:"alerting"`
@@ -125,10 +128,11 @@ func Default() Config {
 			MaxBodyBytes: l.MaxBodyBytes, MaxEventBytes: l.MaxEventBytes, MaxDepth: l.MaxDepth,
 			MaxBatchEvents: l.MaxBatchEvents, MaxConcurrent: l.MaxConcurrent, MaxQueuedEvents: l.MaxQueuedEvents,
 		},
-		ShutdownTimeout: Duration(15 * time.Second),
-		Alerting:        alert.Default(),
-		Respond:         respond.DefaultConfig(),
-		Retention:       defaultRetention(),
+		ShutdownTimeout:   Duration(15 * time.Second),
+		AccessLogInterval: Duration(time.Minute),
+		Alerting:          alert.Default(),
+		Respond:           respond.DefaultConfig(),
+		Retention:         defaultRetention(),
 	}
 }
 
@@ -200,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("field shutdown_timeout: must be positive")
+	}
+	if c.AccessLogInterval < Duration(time.Second) || c.AccessLogInterval > Duration(time.Hour) {
+		return fmt.Errorf("field access_log_interval: %s is outside 1s..1h", time.Duration(c.AccessLogInterval))
 	}
 	if err := c.Alerting.Validate(); err != nil {
 		return errors.New(strings.Replace(err.Error(), "field ", "field alerting.", 1))

@@ -643,3 +643,44 @@ func TestLateEvents(t *testing.T) {
 		{2 * time.Second, success("192.0.2.9", "alice"), []string{"+takeover{user.name=alice}"}},
 	})
 }
+
+// TestAccessRules: the built-in rules on Vigil's own access events add up
+// the requests each event sums.
+func TestAccessRules(t *testing.T) {
+	rs, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := NewEngine(rs)
+	access := func(at time.Duration, action, user, ip string, n int) event.Event {
+		t.Helper()
+		doc := fmt.Sprintf(`{"@timestamp":%q,"event":{"action":%q},"source":{"ip":%q},"vigil":{"access":{"requests":%d,"route":"GET /api/v1/events"}}`,
+			t0.Add(at).Format(time.RFC3339), action, ip, n)
+		if user != "" {
+			doc += fmt.Sprintf(`,"user":{"name":%q}`, user)
+		}
+		e, err := event.Parse([]byte(doc+"}"), event.Limits{}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	var got []string
+	for i, e := range []event.Event{
+		access(0, "sensitive_read", "auditor", "192.0.2.5", 400),
+		access(time.Minute, "sensitive_read", "auditor", "192.0.2.5", 400),
+		access(2*time.Minute, "vigil_api_unauthenticated", "", "203.0.113.66", 30),
+		access(3*time.Minute, "sensitive_read", "auditor", "192.0.2.6", 300),
+		access(4*time.Minute, "vigil_api_unauthenticated", "", "203.0.113.66", 30),
+	} {
+		for _, s := range eng.Process(uint64(i+1), &e) {
+			if s.Firing {
+				got = append(got, sig(s))
+			}
+		}
+	}
+	want := []string{"+vigil_api_bulk_reads{user.name=auditor}", "+vigil_api_token_guessing{source.ip=203.0.113.66}"}
+	if !slices.Equal(got, want) {
+		t.Errorf("signals %q, want %q", got, want)
+	}
+}

@@ -34,6 +34,7 @@ func TestBuiltinPack(t *testing.T) {
 		"admin_login_new_ip", "privilege_change", "config_change_new_user", "app_reported_attack",
 		"server_errors_ratio", "server_errors_spike", "exfiltration_volume", "exfiltration_sensitive_reads",
 		"scanner_404", "sensitive_path_probe", "sql_injection", "xss", "path_traversal", "attack_tool",
+		"vigil_api_bulk_reads", "vigil_api_token_guessing",
 	}
 	for _, n := range want {
 		r := rs.Rule(n)

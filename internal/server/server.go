@@ -56,6 +56,7 @@ type Server struct {
 	store    store.Store
 	tokens   *auth.Tokens
 	http     *http.Server
+	access   *api.AccessLog
 	listener net.Listener
 	useTLS   bool
 	ready    atomic.Bool
@@ -379,8 +380,10 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	events.Register(mux, s.requireToken)
 	s.registerTokens(mux)
+	// Every API request a token makes is summed and recorded in the log.
+	s.access = &api.AccessLog{Append: s.appendEvents, Interval: time.Duration(cfg.AccessLogInterval), Log: log}
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.access.Middleware(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -517,6 +520,12 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("retention job stopped", "err", err)
 		}
 	}()
+	actx, stopAccess := context.WithCancel(context.Background())
+	accessDone := make(chan struct{})
+	go func() {
+		defer close(accessDone)
+		s.access.Run(actx)
+	}()
 	lctx, stopLedger := context.WithCancel(context.Background())
 	ledgerDone := make(chan struct{})
 	go func() {
@@ -541,8 +550,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("drain did not finish in time", "err", err)
 		s.http.Close()
 	}
-	// Detection stops after the last events are in, and saves its state
-	// before the store closes.
+	// The requests served are recorded; detection stops after the last
+	// events are in, and saves its state before the store closes.
+	stopAccess()
+	<-accessDone
 	stopPurges()
 	<-purgeDone
 	stopDetection()

@@ -160,9 +160,20 @@ func TestIngestSearchRestart(t *testing.T) {
 
 	r.stop()
 	r = start(t, dir, nil)
+	_, m = get(t, r.url, "/api/v1/events", url.Values{"limit": {"100"}, "action": {"sensitive_read"}})
+	// The reads before the restart are in the log: the access log flushed
+	// them at shutdown, one event per token and route.
+	reads := map[string]float64{}
+	for _, e := range m["events"].([]any) {
+		acc := e.(map[string]any)["event"].(map[string]any)["vigil"].(map[string]any)["access"].(map[string]any)
+		reads[acc["route"].(string)] = acc["requests"].(float64)
+	}
+	if reads["GET /api/v1/events"] != float64(len(searches)) || reads["GET /api/v1/events/top"] != 1 || len(reads) != 2 {
+		t.Errorf("access events after restart: %v", reads)
+	}
 	_, m = get(t, r.url, "/api/v1/events", url.Values{"limit": {"100"}})
 	after := seqsOf(t, m)
-	if len(after) != 3 {
+	if len(after) != 3+len(reads) {
 		t.Fatalf("after restart: %v", m)
 	}
 	for id, seq := range before {
