@@ -34,7 +34,7 @@ func commands() []command {
 		{"alerts", "list alerts or show one with its evidence", runAlerts},
 		{"silence", "add, list or expire silences", runSilence},
 		{"decisions", "list, add, remove and export bans and throttles", runDecisions},
-		{"token", "create, list and revoke API tokens with a role (admin, ingest, read)", runToken},
+		{"token", "create, list and revoke API tokens with a role (admin, ingest, read, respond)", runToken},
 		{"notify", "send test notifications through the configured receivers", runNotify},
 		{"verify", "verify the tamper-evident log: a server, a data directory or an export", runVerify},
 		{"witness", "watch a Vigil's signed checkpoints and alert on a rewrite, rollback or fork", runWitness},

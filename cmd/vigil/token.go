@@ -55,7 +55,7 @@ type tokenInfo struct {
 
 func tokenCreate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token create", "NAME --role admin|ingest|read[,…] [--expires 90d|TIME]", stderr)
-	role := fs.String("role", "", "the token's role: admin, ingest or read, or several joined by commas (required)")
+	role := fs.String("role", "", "the token's role: admin, ingest, read or respond, or several joined by commas (required)")
 	expires := fs.String("expires", "", "when the token stops working: a duration from now (90d, 12h) or a time (RFC 3339, YYYY-MM-DD); none: never")
 	c, words, err := clientWords(fs, args, 1, "give one NAME and --role")
 	if err != nil {

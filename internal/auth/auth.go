@@ -37,20 +37,23 @@ const (
 	RoleAdmin  = "admin"  // everything, including managing tokens
 	RoleIngest = "ingest" // send events (POST /api/v1/events) and nothing else
 	RoleRead   = "read"   // GET and HEAD: search, alerts, decisions and their stream, metrics, proofs
+	// RoleRespond is what whoever handles alerts needs: read, plus make and
+	// expire silences, and add and lift decisions (bans, throttles).
+	RoleRespond = "respond"
 )
 
 // CheckRole reports whether role is a valid Role: known roles, comma
 // separated, each once.
 func CheckRole(role string) error {
 	if role == "" {
-		return errors.New("empty role: want admin, ingest, read, or several joined by commas")
+		return errors.New("empty role: want admin, ingest, read, respond, or several joined by commas")
 	}
 	seen := map[string]bool{}
 	for _, r := range strings.Split(role, ",") {
 		switch r {
-		case RoleAdmin, RoleIngest, RoleRead:
+		case RoleAdmin, RoleIngest, RoleRead, RoleRespond:
 		default:
-			return fmt.Errorf("unknown role %q: want admin, ingest or read", r)
+			return fmt.Errorf("unknown role %q: want admin, ingest, read or respond", r)
 		}
 		if seen[r] {
 			return fmt.Errorf("role %q given twice", r)
@@ -80,11 +83,15 @@ func (e Entry) Allows(method, path string) bool {
 	if path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/") || strings.HasPrefix(path, "/debug/") {
 		return false
 	}
+	reading := method == http.MethodGet || method == http.MethodHead
 	switch {
 	case e.has(RoleIngest) && method == http.MethodPost && path == "/api/v1/events":
 		return true
-	case e.has(RoleRead) && (method == http.MethodGet || method == http.MethodHead):
+	case (e.has(RoleRead) || e.has(RoleRespond)) && reading:
 		return true
+	case e.has(RoleRespond) && (method == http.MethodPost || method == http.MethodDelete):
+		return path == "/api/v1/silences" || strings.HasPrefix(path, "/api/v1/silences/") ||
+			path == "/api/v1/decisions" || strings.HasPrefix(path, "/api/v1/decisions/")
 	}
 	return false
 }

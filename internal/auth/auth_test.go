@@ -94,6 +94,20 @@ func TestRoles(t *testing.T) {
 		{"ingest,read", "POST", "/api/v1/events", true},
 		{"ingest,read", "GET", "/api/v1/decisions/stream", true},
 		{"ingest,read", "POST", "/api/v1/alerts/x/ack", false},
+		{"respond", "GET", "/api/v1/events", true},
+		{"respond", "POST", "/api/v1/silences", true},
+		{"respond", "DELETE", "/api/v1/silences/abc", true},
+		{"respond", "POST", "/api/v1/decisions", true},
+		{"respond", "DELETE", "/api/v1/decisions", true},
+		{"respond", "DELETE", "/api/v1/decisions/x", true},
+		{"respond", "POST", "/api/v1/events", false},
+		{"respond", "POST", "/api/v1/holds", false},
+		{"respond", "POST", "/api/v1/purge", false},
+		{"respond", "POST", "/api/v1/keys/rotate", false},
+		{"respond", "POST", "/api/v1/ledger/rotate", false},
+		{"respond", "POST", "/api/v1/tokens", false},
+		{"respond", "GET", "/api/v1/tokens", false},
+		{"respond", "POST", "/api/v1/silencesx", false},
 	} {
 		if got := (Entry{Name: "t", Role: c.role}).Allows(c.method, c.path); got != c.want {
 			t.Errorf("role %s: %s %s allowed = %v, want %v", c.role, c.method, c.path, got, c.want)

@@ -37,6 +37,7 @@ func TestTokenRoles(t *testing.T) {
 	}
 	ingest := create("shop-shipper", "ingest")
 	read := create("grafana", "read")
+	respond := create("on-call", "respond")
 
 	event := `{"event":{"id":"r-1","action":"authn_login_fail"},"message":"login failed"}` + "\n"
 	for _, c := range []struct {
@@ -61,6 +62,13 @@ func TestTokenRoles(t *testing.T) {
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","expires":"2020-01-01T00:00:00Z"}`, 400},
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"read","expires":"soon"}`, 400},
 		{"POST", "/api/v1/tokens", testToken, `{"name":"x","role":"` + strings.Repeat("r", 5000) + `"}`, 413},
+		{"POST", "/api/v1/decisions", respond, `{"type":"ban","scope":"ip","value":"203.0.113.5","ttl":"1h"}`, 201},
+		{"DELETE", "/api/v1/decisions?scope=ip&value=203.0.113.5", respond, "", 200},
+		{"POST", "/api/v1/silences", respond, `{"matchers":["rule=\"scanner_404\""],"duration":"2h","createdBy":"on-call","comment":"pentest"}`, 200},
+		{"GET", "/api/v1/events", respond, "", 200},
+		{"POST", "/api/v1/holds", respond, `{"id":"h","query":"user.name = \"x\"","reason":"r"}`, 403},
+		{"POST", "/api/v1/ledger/rotate", respond, "", 403},
+		{"POST", "/api/v1/events", respond, event, 403},
 		{"DELETE", "/api/v1/tokens/admin", testToken, "", 409},
 		{"DELETE", "/api/v1/tokens/nobody", testToken, "", 404},
 	} {
@@ -71,6 +79,8 @@ func TestTokenRoles(t *testing.T) {
 				who = "ingest"
 			} else if c.token == read {
 				who = "read"
+			} else if c.token == respond {
+				who = "respond"
 			}
 			t.Errorf("%s %s with the %s token: %d %s, want %d", c.method, c.path, who, code, body, c.want)
 		}
