@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -368,5 +369,71 @@ func TestWitnessFollowsRotation(t *testing.T) {
 	}
 	if len(h.kinds()) != 0 {
 		t.Fatalf("alerts: %v", h.kinds())
+	}
+}
+
+// TestRotateKeyWhileRunning rotates the key twice while Run hashes and
+// signs events that keep arriving, and exports and proofs are served; the
+// data directory then verifies with the first key.
+func TestRotateKeyWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	st := openStore(t, dir)
+	l, err := Open(dir, st, Options{Log: quiet, PollInterval: time.Millisecond, SignInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := l.PublicKey()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(rctx) }()
+	stop := make(chan struct{})
+	readers := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				readers <- nil
+				return
+			default:
+			}
+			if cp := l.Checkpoint(); cp.Size > 0 {
+				if _, err := l.InclusionProof(ctx, 1, 0); err != nil {
+					readers <- err
+					return
+				}
+				if err := l.WriteExport(ctx, io.Discard, ExportRange{}); err != nil {
+					readers <- err
+					return
+				}
+			}
+			_ = l.PublicKey()
+			_ = l.Rotations()
+		}
+	}()
+	for i := range 6 {
+		appendEvents(t, st, 100*i, 100*i+100)
+		if i%3 == 2 {
+			if _, err := l.RotateKey(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	if err := <-readers; err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.Rotations()); n != 2 {
+		t.Fatalf("%d rotations", n)
+	}
+	l.Close()
+	st.Close()
+	rep, err := VerifyDataDir(ctx, dir, mustVerifier(t, first), VerifyOptions{})
+	if err != nil || !rep.OK() || rep.Checkpoint.Size != 600 {
+		t.Fatalf("verify with the first key: %v %+v", err, rep)
 	}
 }
