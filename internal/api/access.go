@@ -32,8 +32,9 @@ const (
 //   - vigil_api_unauthenticated: requests without a valid token (401).
 //
 // Sending events (POST /api/v1/events) with a valid token is not recorded:
-// the events sent are in the log already. Neither are requests to public
-// routes without a token (checkpoints, health), which reveal no event.
+// the events sent are in the log already. Neither are Prometheus scrapes of
+// /metrics with a valid token, nor requests to public routes without a
+// token (checkpoints, health): they reveal no event.
 // Summing bounds what a client polling the API, or a scan, adds to the
 // log: at most one event per key and interval, and at most MaxKeys keys
 // (the rest are counted and reported in one event).
@@ -128,6 +129,8 @@ func (a *AccessLog) record(r *http.Request, who *auth.Tracked, status int) {
 		return // a public route, no token
 	case r.Method == http.MethodPost && r.URL.Path == "/api/v1/events":
 		return // the events sent are the record
+	case r.URL.Path == "/metrics":
+		return // counters, no event: a scraper every 15 s would only add noise
 	}
 	if who.Entry.Name != "" {
 		k.token, k.role = who.Entry.Name, who.Entry.Role

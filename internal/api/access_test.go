@@ -68,6 +68,7 @@ func newAccessFixture(t *testing.T) *accessFixture {
 	mux.Handle("GET /api/v1/alerts/{fp}", tokens.Require(ok, nil))
 	mux.Handle("POST /api/v1/tokens", tokens.Require(ok, nil))
 	mux.Handle("GET /api/v1/ledger/checkpoint", ok)
+	mux.Handle("GET /metrics", tokens.Require(ok, nil))
 	mux.Handle("GET /api/v1/stream", tokens.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("data: 1\n\n"))
 		w.(http.Flusher).Flush()
@@ -130,6 +131,7 @@ func TestAccessLog(t *testing.T) {
 	f.do(t, "GET", "/api/v1/events", "")
 	f.do(t, "POST", "/api/v1/events", ingestTok)    // sending: not recorded
 	f.do(t, "GET", "/api/v1/ledger/checkpoint", "") // public: not recorded
+	f.do(t, "GET", "/metrics", readTok)             // a scrape: not recorded
 	if err := f.a.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
