@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/event"
@@ -48,6 +51,9 @@ type AccessLog struct {
 	MaxKeys int
 	Now     func() time.Time
 	Log     *slog.Logger
+	// Requests, when set, counts every request to the API by route
+	// pattern and status code (vigil_api_requests_total), ingest included.
+	Requests *prometheus.CounterVec
 
 	mu      sync.Mutex
 	m       map[accessKey]*accessSum
@@ -107,7 +113,12 @@ func (a *AccessLog) Middleware(next http.Handler) http.Handler {
 		ctx, who := auth.Track(r.Context())
 		r = r.WithContext(ctx)
 		aw := &accessWriter{ResponseWriter: w}
-		aw.record = func(status int) { a.record(r, who, status) }
+		aw.record = func(status int) {
+			if a.Requests != nil {
+				a.Requests.WithLabelValues(routeOf(r), strconv.Itoa(status)).Inc()
+			}
+			a.record(r, who, status)
+		}
 		next.ServeHTTP(aw, r)
 		aw.done()
 	})
@@ -115,10 +126,7 @@ func (a *AccessLog) Middleware(next http.Handler) http.Handler {
 
 // record adds one answered request.
 func (a *AccessLog) record(r *http.Request, who *auth.Tracked, status int) {
-	k := accessKey{route: r.Pattern, ip: clientIP(r)}
-	if k.route == "" {
-		k.route = r.Method + " " + r.URL.Path
-	}
+	k := accessKey{route: routeOf(r), ip: clientIP(r)}
 	reason := ""
 	switch {
 	case status == http.StatusUnauthorized:
@@ -163,6 +171,15 @@ func (a *AccessLog) maxKeys() int {
 		return a.MaxKeys
 	}
 	return 10000
+}
+
+// routeOf is the route pattern the mux matched, or "unmatched" (a path
+// no route serves: its text would make unbounded labels and keys).
+func routeOf(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return "unmatched"
 }
 
 // clientIP is the address the request came from (Vigil's API is not meant

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/vigilsec/vigil/internal/auth"
 	"github.com/vigilsec/vigil/internal/event"
 )
@@ -46,7 +49,7 @@ func newAccessFixture(t *testing.T) *accessFixture {
 		}
 	}
 	f := &accessFixture{stream: make(chan struct{})}
-	f.a = &AccessLog{Append: func(_ context.Context, evs []event.Event) error {
+	f.a = &AccessLog{Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"route", "code"}), Append: func(_ context.Context, evs []event.Event) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.fail != nil {
@@ -134,6 +137,21 @@ func TestAccessLog(t *testing.T) {
 	f.do(t, "GET", "/metrics", readTok)             // a scrape: not recorded
 	if err := f.a.Flush(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		route, code string
+		want        float64
+	}{
+		{"GET /api/v1/events", "200", 3}, {"GET /api/v1/events", "401", 2}, {"POST /api/v1/tokens", "403", 1},
+		{"POST /api/v1/events", "200", 1}, {"GET /api/v1/alerts/{fp}", "200", 2},
+	} {
+		var m dto.Metric
+		if err := f.a.Requests.WithLabelValues(c.route, c.code).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetCounter().GetValue(); got != c.want {
+			t.Errorf("vigil_api_requests_total{route=%q,code=%s} = %v, want %v", c.route, c.code, got, c.want)
+		}
 	}
 	got := f.byAction()
 	if len(got) != 4 {

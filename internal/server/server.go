@@ -381,7 +381,12 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	events.Register(mux, s.requireToken)
 	s.registerTokens(mux)
 	// Every API request a token makes is summed and recorded in the log.
-	s.access = &api.AccessLog{Append: s.appendEvents, Interval: time.Duration(cfg.AccessLogInterval), Log: log}
+	apiRequests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_api_requests_total",
+		Help: "Requests to the API by route pattern and status code, ingest included.",
+	}, []string{"route", "code"})
+	reg.MustRegister(apiRequests)
+	s.access = &api.AccessLog{Append: s.appendEvents, Interval: time.Duration(cfg.AccessLogInterval), Log: log, Requests: apiRequests}
 	s.http = &http.Server{
 		Handler:           s.access.Middleware(mux),
 		ReadHeaderTimeout: 10 * time.Second,
