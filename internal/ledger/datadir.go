@@ -25,7 +25,8 @@ const EventsFile = "events.db"
 // the public key: it opens events.db and ledger.db read-only, recomputes
 // every leaf from the stored canonical bytes, rebuilds the tree, compares
 // it with the stored hashes and with every checkpoint in ledger.db, whose
-// signatures must verify with v. Tampering is reported in the Report; the
+// signatures must verify with v or with a key the key rotations in
+// ledger.db link to v (NewKeys). Tampering is reported in the Report; the
 // error is for files that cannot be read.
 func VerifyDataDir(ctx context.Context, dir string, v note.Verifier, opts VerifyOptions) (*Report, error) {
 	events, err := openDB(filepath.Join(dir, EventsFile), true)

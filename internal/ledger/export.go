@@ -452,7 +452,8 @@ func newExportReader(r io.Reader) (*lineReader, func() error, error) {
 }
 
 // VerifyExport checks an export, plain or gzip-compressed, with nothing but
-// the public key: the header's checkpoint must be signed by v, every event
+// the public key: the header's checkpoint must be signed by v, or by a key
+// the header's rotation statements link to v (NewKeys), every event
 // from FromSeq to ToSeq must be present in order, and the events' hashes
 // with the header's range hashes must give the checkpoint's root. Tampering
 // is reported in the Report; the error is for an input that cannot be read
