@@ -98,7 +98,8 @@ const (
 )
 
 // OpenWitness opens (creating, mode 0700) the witness directory dir and
-// loads the latest checkpoint kept there, which must verify with v.
+// loads the latest checkpoint kept there, which must verify with v or with
+// a key the key rotations kept there link to v.
 func OpenWitness(dir string, v note.Verifier, src Source, opts WitnessOptions) (*Witness, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
