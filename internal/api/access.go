@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -303,25 +302,17 @@ func accessEvent(k accessKey, s *accessSum) (event.Event, error) {
 	if k.token != "" {
 		doc["user"] = map[string]any{"name": k.token}
 	}
-	return parseDoc(doc, s.last)
+	return event.FromDoc(doc, s.last)
 }
 
 func droppedEvent(n int64, max int, now time.Time) (event.Event, error) {
-	return parseDoc(map[string]any{
+	return event.FromDoc(map[string]any{
 		"@timestamp": now,
 		"event":      map[string]any{"kind": "event", "category": []string{"web"}, "type": []string{"info"}, "action": event.ActionSensitiveRead, "outcome": "unknown"},
 		"service":    map[string]any{"name": "vigil"},
 		"message":    fmt.Sprintf("API: %d request(s) of more than %d distinct clients and routes in one interval were not itemised", n, max),
 		"vigil":      map[string]any{"access": map[string]any{"not_itemised": n}},
 	}, now)
-}
-
-func parseDoc(doc map[string]any, now time.Time) (event.Event, error) {
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return event.Event{}, err
-	}
-	return event.Parse(b, event.Limits{}, now)
 }
 
 // accessWriter calls record once, with the status of the answer, when the

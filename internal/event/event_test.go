@@ -470,3 +470,14 @@ func TestParseIPv4(t *testing.T) {
 		}
 	}
 }
+
+func TestFromDoc(t *testing.T) {
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	e, err := FromDoc(map[string]any{"event": map[string]any{"action": "authn_token_created"}, "user": map[string]any{"name": "admin"}}, now)
+	if err != nil || e.Action != "authn_token_created" || e.UserName != "admin" || !e.Time.Equal(now) {
+		t.Fatalf("FromDoc: %+v %v", e, err)
+	}
+	if _, err := FromDoc(map[string]any{"x": make(chan int)}, now); err == nil {
+		t.Error("a document JSON cannot encode was accepted")
+	}
+}

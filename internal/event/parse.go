@@ -1,6 +1,8 @@
 package event
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"net/netip"
 	"sync"
@@ -290,4 +292,16 @@ func (st *state) event() Event {
 		}
 	}
 	return ev
+}
+
+// FromDoc makes one of Vigil's own events (an audit record, a decision, an
+// access summary) from a document: encoded as JSON, then parsed like any
+// event, so that it is stored and hashed in canonical form. now is the
+// parse time (the ingest time, and @timestamp when doc has none).
+func FromDoc(doc any, now time.Time) (Event, error) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode event: %w", err)
+	}
+	return Parse(b, DefaultLimits, now)
 }

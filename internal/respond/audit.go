@@ -128,11 +128,7 @@ func NewEvent(c Change, key []byte) (event.Event, error) {
 		"related": map[string]any{"objects": related},
 		"vigil":   map[string]any{"decision": rec},
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return event.Event{}, fmt.Errorf("encode decision %s event: %w", d.ID, err)
-	}
-	ev, err := event.Parse(b, event.DefaultLimits, c.Time)
+	ev, err := event.FromDoc(doc, c.Time)
 	if err != nil {
 		return event.Event{}, fmt.Errorf("decision %s event: %w", d.ID, err)
 	}

@@ -312,29 +312,14 @@ func archivedEvents(path string) ([]ledger.ExportLine, error) {
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReader(f))
-	if err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(make([]byte, 0, 64<<10), ledger.MaxExportLine)
-	if !sc.Scan() {
-		return nil, fmt.Errorf("no header: %v", sc.Err())
-	}
-	if _, err := ledger.ParseExportHeader(sc.Bytes()); err != nil {
-		return nil, err
-	}
 	var out []ledger.ExportLine
-	for sc.Scan() {
-		l, err := ledger.ParseExportLine(sc.Bytes())
-		if err != nil {
-			return nil, err
-		}
+	_, err = ledger.ReadExport(f, func(l ledger.ExportLine) error {
 		if !l.Omitted {
 			out = append(out, ledger.ExportLine{Seq: l.Seq, Leaf: l.Leaf})
 		}
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // writeArchive writes the events seqs (ascending) as a gzip ledger export
@@ -463,11 +448,7 @@ func (p *Purger) appendAudit(ctx context.Context, run string, n int, req Request
 		"message": fmt.Sprintf("retention: purge %s batch %d removes %d events (%d..%d)", run, n, len(b.Seqs), b.Seqs[0], b.Seqs[len(b.Seqs)-1]),
 		"vigil":   map[string]any{"purge": purge},
 	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return 0, fmt.Errorf("audit event: %w", err)
-	}
-	e, err := event.Parse(raw, event.DefaultLimits, now)
+	e, err := event.FromDoc(doc, now)
 	if err != nil {
 		return 0, fmt.Errorf("audit event: %w", err)
 	}

@@ -5,7 +5,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -635,11 +634,7 @@ func (s *Server) auditSilence(r *http.Request, action string, sil alert.Silence)
 // appendAudit stores one of Vigil's own audit events, durably, and wakes
 // the readers of the log.
 func (s *Server) appendAudit(ctx context.Context, doc map[string]any) error {
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	e, err := event.Parse(b, event.Limits{}, time.Now())
+	e, err := event.FromDoc(doc, time.Now())
 	if err != nil {
 		return err
 	}
