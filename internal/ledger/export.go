@@ -436,6 +436,61 @@ func (lr *lineReader) next(max int) ([]byte, error) {
 	}
 }
 
+// openExport reads an export's header and returns the reader of its
+// lines and the function that closes the decompressor.
+func openExport(r io.Reader) (*lineReader, ExportHeader, func() error, error) {
+	lr, closeFn, err := newExportReader(r)
+	if err != nil {
+		return nil, ExportHeader{}, nil, err
+	}
+	fail := func(err error) (*lineReader, ExportHeader, func() error, error) {
+		closeFn()
+		return nil, ExportHeader{}, nil, err
+	}
+	first, err := lr.next(MaxExportHeader)
+	if errors.Is(err, io.EOF) {
+		return fail(errors.New("not a Vigil ledger export: the file is empty"))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("read export header: %w", err))
+	}
+	hdr, err := ParseExportHeader(first)
+	if err != nil {
+		return fail(fmt.Errorf("not a Vigil ledger export: %w", err))
+	}
+	return lr, hdr, closeFn, nil
+}
+
+// ReadExport reads an export, plain or gzip-compressed, without checking
+// it (VerifyExport does): it returns the header after calling fn with each
+// line, in file order. The first error, fn's or the file's, stops it.
+func ReadExport(r io.Reader, fn func(ExportLine) error) (ExportHeader, error) {
+	lr, hdr, closeFn, err := openExport(r)
+	if err != nil {
+		return hdr, err
+	}
+	defer closeFn()
+	for {
+		line, err := lr.next(MaxExportLine)
+		if errors.Is(err, io.EOF) {
+			return hdr, nil
+		}
+		if err != nil {
+			return hdr, fmt.Errorf("read export line %d: %w", lr.n+1, err)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		el, err := ParseExportLine(line)
+		if err != nil {
+			return hdr, fmt.Errorf("line %d: %w", lr.n, err)
+		}
+		if err := fn(el); err != nil {
+			return hdr, err
+		}
+	}
+}
+
 // newExportReader returns a reader of an export's lines, decompressing a
 // gzip file.
 func newExportReader(r io.Reader) (*lineReader, func() error, error) {
@@ -459,22 +514,11 @@ func newExportReader(r io.Reader) (*lineReader, func() error, error) {
 // is reported in the Report; the error is for an input that cannot be read
 // or is not an export at all.
 func VerifyExport(ctx context.Context, r io.Reader, v note.Verifier, opts VerifyOptions) (*Report, error) {
-	lr, closeFn, err := newExportReader(r)
+	lr, hdr, closeFn, err := openExport(r)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
-	first, err := lr.next(MaxExportHeader)
-	if errors.Is(err, io.EOF) {
-		return nil, errors.New("not a Vigil ledger export: the file is empty")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read export header: %w", err)
-	}
-	hdr, err := ParseExportHeader(first)
-	if err != nil {
-		return nil, fmt.Errorf("not a Vigil ledger export: %w", err)
-	}
 	rep := &Report{FromSeq: hdr.FromSeq, ToSeq: hdr.ToSeq}
 	keys, err := NewKeys(v, hdr.Rotations)
 	if err != nil {

@@ -223,3 +223,31 @@ func eventField(line string) string {
 }
 
 func recordHash(s string) tlog.Hash { return tlog.RecordHash([]byte(s)) }
+
+// TestReadExport reads an export's lines back, gzip or plain, without
+// checking them, and stops at fn's error.
+func TestReadExport(t *testing.T) {
+	exp, _, _ := exportOf(t, 30, ExportRange{FromSeq: 5, ToSeq: 12})
+	var zbuf bytes.Buffer
+	zw := gzip.NewWriter(&zbuf)
+	zw.Write(exp)
+	zw.Close()
+	for _, in := range [][]byte{exp, zbuf.Bytes()} {
+		var seqs []uint64
+		hdr, err := ReadExport(bytes.NewReader(in), func(l ExportLine) error {
+			seqs = append(seqs, l.Seq)
+			return nil
+		})
+		if err != nil || hdr.FromSeq != 5 || hdr.ToSeq != 12 || len(seqs) != 8 || seqs[0] != 5 || seqs[7] != 12 {
+			t.Fatalf("read: %v %+v %v", err, hdr, seqs)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if _, err := ReadExport(bytes.NewReader(exp), func(ExportLine) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("fn's error: %v after %d lines", err, n)
+	}
+	if _, err := ReadExport(strings.NewReader("not an export\n"), func(ExportLine) error { return nil }); err == nil {
+		t.Error("a file that is not an export was read")
+	}
+}
