@@ -127,7 +127,8 @@ func OpenRotation(msg []byte) (Rotation, error) {
 // rotation in to its rotation out.
 type Keys struct {
 	origin string
-	keys   []chainKey // oldest first
+	keys   []chainKey     // oldest first
+	list   note.Verifiers // all of them, for note.Open
 }
 
 type chainKey struct {
@@ -137,7 +138,17 @@ type chainKey struct {
 
 // SingleKey is the chain of a log whose key was never rotated.
 func SingleKey(v note.Verifier) *Keys {
-	return &Keys{origin: v.Name(), keys: []chainKey{{v: v, from: 0, to: MaxTreeSize}}}
+	return (&Keys{origin: v.Name(), keys: []chainKey{{v: v, from: 0, to: MaxTreeSize}}}).withList()
+}
+
+// withList sets k.list from k.keys.
+func (k *Keys) withList() *Keys {
+	vs := make([]note.Verifier, len(k.keys))
+	for i, c := range k.keys {
+		vs[i] = c.v
+	}
+	k.list = note.VerifierList(vs...)
+	return k
 }
 
 // NewKeys opens the rotation statements (in any order) and builds the chain
@@ -216,7 +227,7 @@ func NewKeys(trusted note.Verifier, rotations []string) (*Keys, error) {
 	if !anchored {
 		return nil, &SignatureError{Key: KeyID(trusted), Reason: "the key is not in the log's chain of keys (" + k.names() + ")"}
 	}
-	return k, nil
+	return k.withList(), nil
 }
 
 // Current returns the latest key of the chain.
@@ -268,13 +279,9 @@ func (k *Keys) Open(msg []byte) (Checkpoint, error) {
 	if len(msg) > MaxNoteBytes {
 		return Checkpoint{}, fmt.Errorf("%w checkpoint: %d bytes, more than %d", ErrMalformed, len(msg), MaxNoteBytes)
 	}
-	vs := make([]note.Verifier, len(k.keys))
-	for i, c := range k.keys {
-		vs[i] = c.v
-	}
-	expected := k.names()
-	n, err := note.Open(msg, note.VerifierList(vs...))
+	n, err := note.Open(msg, k.list)
 	if err != nil {
+		expected := k.names()
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
 		switch {
@@ -294,7 +301,7 @@ func (k *Keys) Open(msg []byte) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	if cp.Origin != k.origin {
-		return Checkpoint{}, &SignatureError{Key: expected, Reason: fmt.Sprintf("the note is for origin %q", cp.Origin)}
+		return Checkpoint{}, &SignatureError{Key: k.names(), Reason: fmt.Sprintf("the note is for origin %q", cp.Origin)}
 	}
 	for _, s := range n.Sigs {
 		for _, c := range k.keys {
